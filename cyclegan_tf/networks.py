@@ -1,0 +1,263 @@
+"""CycleGAN generators and discriminators (Zhu et al., 2017).
+
+G: X→Y and F: Y→X are generators; D_Y judges G's outputs, D_X judges F's.
+
+Architectures, initialisation and defaults follow the official
+junyanz/pytorch-CycleGAN-and-pix2pix code. Models are channels-last, accept any
+(H, W) (see `generator_multiple`) and expect inputs in [-1, 1]. Generators end
+in tanh; discriminators return raw scores of shape [N, h, w, 1]. The final
+layers compute in float32 so mixed-precision policies can be used as is.
+"""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+
+GENERATORS = ("resnet_9blocks", "resnet_6blocks", "unet_256", "unet_128")
+DISCRIMINATORS = ("basic", "n_layers", "pixel")
+NORMS = ("instance", "batch", "none")
+UPSAMPLES = ("transpose", "resize")
+
+_RESNET_BLOCKS = {"resnet_9blocks": 9, "resnet_6blocks": 6}
+_UNET_DOWNS = {"unet_256": 8, "unet_128": 7}
+
+
+def _check(kind: str, value, allowed: tuple) -> None:
+    if value not in allowed:
+        raise ValueError(f"Unknown {kind} {value!r}; expected one of {allowed}.")
+
+
+def default_netG(image_size: int) -> str:
+    """The paper's choice: 6 residual blocks for 128×128 images, 9 for 256×256 and up."""
+    return "resnet_9blocks" if image_size > 128 else "resnet_6blocks"
+
+
+def generator_multiple(netG: str) -> int:
+    """H and W must be divisible by this for `netG` to return the input's size."""
+    _check("netG", netG, GENERATORS)
+    return 4 if netG in _RESNET_BLOCKS else 2 ** _UNET_DOWNS[netG]
+
+
+@keras.saving.register_keras_serializable(package="cyclegan_tf")
+class ReflectionPad2D(keras.layers.Layer):
+    """Reflection padding of H and W (Keras has none); fewer border artifacts than zeros."""
+
+    def __init__(self, padding: int = 1, **kwargs):
+        super().__init__(**kwargs)
+        self.padding = int(padding)
+
+    def call(self, x):
+        p = self.padding
+        return tf.pad(x, [[0, 0], [p, p], [p, p], [0, 0]], mode="REFLECT")
+
+    def compute_output_shape(self, input_shape):
+        n, h, w, c = input_shape
+        p = 2 * self.padding
+        return (n, None if h is None else h + p, None if w is None else w + p, c)
+
+    def get_config(self):
+        return {**super().get_config(), "padding": self.padding}
+
+
+@keras.saving.register_keras_serializable(package="cyclegan_tf")
+class InstanceNorm(keras.layers.GroupNormalization):
+    """Instance norm as in the official code (PyTorch InstanceNorm2d defaults).
+
+    One group per channel gives per-sample, per-channel statistics over H, W
+    (groups=1 would be layer norm). eps 1e-5 and no learnable scale/offset
+    (affine=False), so the preceding conv keeps its bias.
+    """
+
+    def __init__(
+        self, epsilon: float = 1e-5, center: bool = False, scale: bool = False, **kwargs
+    ):
+        # groups is always -1 (build() turns it into the channel count).
+        kwargs.pop("groups", None)
+        super().__init__(
+            groups=-1, epsilon=epsilon, center=center, scale=scale, **kwargs
+        )
+
+    def get_config(self):
+        config = super().get_config()
+        config.pop("groups")
+        return config
+
+
+# --- building blocks -------------------------------------------------------
+
+
+def _init() -> keras.initializers.Initializer:
+    # A fresh initializer per layer: a shared unseeded one repeats its values.
+    return keras.initializers.RandomNormal(0.0, 0.02)
+
+
+def _conv(filters, kernel, strides=1, use_bias=True, **kwargs):
+    # Always "valid": padding is explicit so that alignment matches PyTorch.
+    return keras.layers.Conv2D(
+        filters,
+        kernel,
+        strides,
+        use_bias=use_bias,
+        kernel_initializer=_init(),
+        **kwargs,
+    )
+
+
+def _zero_pad(x):
+    return keras.layers.ZeroPadding2D(1)(x)  # PyTorch's padding=1
+
+
+def _normalize(x, norm):
+    if norm == "instance":
+        return InstanceNorm()(x)
+    if norm == "batch":
+        # PyTorch's momentum 0.1 is Keras' 0.9; gamma ~ N(1, 0.02) as in init_weights.
+        return keras.layers.BatchNormalization(
+            momentum=0.9,
+            epsilon=1e-5,
+            gamma_initializer=keras.initializers.RandomNormal(1.0, 0.02),
+        )(x)
+    return x
+
+
+def _upsample(x, filters, kernel, upsample, use_bias):
+    """Exact 2× upsampling by a transposed conv, or (against checkerboard artifacts)
+    by nearest resize + reflect-padded 3×3 conv, whatever `kernel`."""
+    if upsample == "transpose":
+        x = keras.layers.Conv2DTranspose(
+            filters, kernel, 2, use_bias=use_bias, kernel_initializer=_init()
+        )(x)
+        # Crop the 2H + kernel - 2 rows as PyTorch's padding=1 (+ output_padding=1
+        # for kernel 3) does; Keras' "same" would shift kernel 3 by one pixel.
+        return keras.layers.Cropping2D(((1, kernel - 3), (1, kernel - 3)))(x)
+    x = keras.layers.UpSampling2D(2, interpolation="nearest")(x)
+    return _conv(filters, 3, use_bias=use_bias)(ReflectionPad2D(1)(x))
+
+
+def _relu(x):
+    return keras.layers.ReLU()(x)
+
+
+def _lrelu(x):
+    return keras.layers.LeakyReLU(negative_slope=0.2)(x)  # Keras' default slope is 0.3
+
+
+def _resnet_block(x, filters, norm, use_dropout):
+    use_bias = norm != "batch"
+    y = _conv(filters, 3, use_bias=use_bias)(ReflectionPad2D(1)(x))
+    y = _relu(_normalize(y, norm))
+    if use_dropout:
+        y = keras.layers.Dropout(0.5)(y)
+    y = _conv(filters, 3, use_bias=use_bias)(ReflectionPad2D(1)(y))
+    return keras.layers.Add()([x, _normalize(y, norm)])  # no ReLU after the sum
+
+
+# --- generators ------------------------------------------------------------
+
+
+def _resnet_generator(
+    n_blocks, ngf, norm, upsample, use_dropout, input_nc, output_nc, name
+):
+    use_bias = norm != "batch"  # batch norm's offset makes a conv bias redundant
+    inputs = keras.Input((None, None, input_nc))
+    x = _conv(ngf, 7, use_bias=use_bias)(ReflectionPad2D(3)(inputs))
+    x = _relu(_normalize(x, norm))
+    for mult in (2, 4):
+        x = _conv(ngf * mult, 3, 2, use_bias)(_zero_pad(x))
+        x = _relu(_normalize(x, norm))
+    for _ in range(n_blocks):
+        x = _resnet_block(x, ngf * 4, norm, use_dropout)
+    for mult in (2, 1):
+        x = _upsample(x, ngf * mult, 3, upsample, use_bias)
+        x = _relu(_normalize(x, norm))
+    x = _conv(output_nc, 7)(ReflectionPad2D(3)(x))
+    outputs = keras.layers.Activation("tanh", dtype="float32")(x)
+    return keras.Model(inputs, outputs, name=name)
+
+
+def _unet_generator(
+    num_downs, ngf, norm, upsample, use_dropout, input_nc, output_nc, name
+):
+    """The official UnetSkipConnectionBlock recursion, unrolled.
+
+    Block i (0 = outermost) downsamples to filters[i] and, on the way up,
+    returns to filters[i - 1] and concatenates its own input (the skip).
+    """
+    use_bias = norm != "batch"
+    filters = [ngf * min(2**i, 8) for i in range(num_downs)]
+    inputs = keras.Input((None, None, input_nc))
+    x, skips = inputs, []
+    for i, f in enumerate(filters):
+        if i > 0:
+            x = _lrelu(x)
+        x = _conv(f, 4, 2, use_bias)(_zero_pad(x))
+        # No norm on raw pixels, nor on the 1×1 bottleneck (it would zero it).
+        if 0 < i < num_downs - 1:
+            x = _normalize(x, norm)
+        skips.append(x)
+    for i in range(num_downs - 1, 0, -1):
+        x = _upsample(_relu(x), filters[i - 1], 4, upsample, use_bias)
+        x = _normalize(x, norm)
+        if (
+            use_dropout and 4 <= i < num_downs - 1
+        ):  # the num_downs - 5 inner 8ngf blocks
+            x = keras.layers.Dropout(0.5)(x)
+        x = keras.layers.Concatenate()([skips[i - 1], x])
+    x = _upsample(_relu(x), output_nc, 4, upsample, use_bias=True)
+    outputs = keras.layers.Activation("tanh", dtype="float32")(x)
+    return keras.Model(inputs, outputs, name=name)
+
+
+def define_G(
+    netG: str = "resnet_9blocks",
+    ngf: int = 64,
+    norm: str = "instance",
+    upsample: str = "transpose",
+    use_dropout: bool = False,
+    input_nc: int = 3,
+    output_nc: int = 3,
+    name: str = "G",
+) -> keras.Model:
+    """A generator mapping [N, H, W, input_nc] images to [N, H, W, output_nc] in [-1, 1]."""
+    _check("netG", netG, GENERATORS)
+    _check("norm", norm, NORMS)
+    _check("upsample", upsample, UPSAMPLES)
+    args = (ngf, norm, upsample, use_dropout, input_nc, output_nc, name)
+    if netG in _RESNET_BLOCKS:
+        return _resnet_generator(_RESNET_BLOCKS[netG], *args)
+    return _unet_generator(_UNET_DOWNS[netG], *args)
+
+
+# --- discriminators --------------------------------------------------------
+
+
+def define_D(
+    netD: str = "basic",
+    ndf: int = 64,
+    n_layers_D: int = 3,
+    norm: str = "instance",
+    input_nc: int = 3,
+    name: str = "D_Y",
+) -> keras.Model:
+    """A PatchGAN: one real/fake logit per receptive field ("basic" = 70×70, "pixel" = 1×1)."""
+    _check("netD", netD, DISCRIMINATORS)
+    _check("norm", norm, NORMS)
+    use_bias = norm != "batch"
+    inputs = keras.Input((None, None, input_nc))
+    if netD == "pixel":
+        x = _lrelu(_conv(ndf, 1)(inputs))
+        x = _lrelu(_normalize(_conv(ndf * 2, 1, use_bias=use_bias)(x), norm))
+        outputs = _conv(1, 1, dtype="float32")(x)
+        return keras.Model(inputs, outputs, name=name)
+
+    n_layers = 3 if netD == "basic" else n_layers_D
+    if n_layers < 1:
+        raise ValueError(f"n_layers_D must be >= 1, got {n_layers}.")
+    x = _lrelu(_conv(ndf, 4, 2)(_zero_pad(inputs)))  # no norm on the first layer
+    for n in range(1, n_layers + 1):
+        strides = 2 if n < n_layers else 1  # grows the field to 70×70, not the stride
+        x = _conv(ndf * min(2**n, 8), 4, strides, use_bias)(_zero_pad(x))
+        x = _lrelu(_normalize(x, norm))
+    outputs = _conv(1, 4, dtype="float32")(_zero_pad(x))
+    return keras.Model(inputs, outputs, name=name)

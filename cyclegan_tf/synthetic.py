@@ -1,0 +1,78 @@
+"""Offline image sets made from the real photos and textures that scikit-image ships.
+
+`textures` cuts random crops from them; `colour_map` is a fixed, known X→Y mapping, so a model
+trained on (textures, colour_map(other textures)) can be scored against the truth.
+"""
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+# Files shipped inside the scikit-image wheel (others in skimage.data are downloaded: not these).
+SOURCES = ("astronaut", "chelsea", "coffee", "rocket", "brick", "grass", "gravel", "camera", "coins")
+
+
+@functools.cache
+def _sources() -> tuple[np.ndarray, ...]:
+    import skimage.data
+
+    out = []
+    for name in SOURCES:
+        img = getattr(skimage.data, name)()
+        out.append(np.stack([img] * 3, -1) if img.ndim == 2 else img[..., :3])
+    return tuple(out)
+
+
+def textures(n: int, size: int, seed: int = 0) -> np.ndarray:
+    """n random crops [n, size, size, 3] uint8 (random source, scale, position and flip)."""
+    rng = np.random.default_rng(seed)
+    sources = _sources()
+    out = np.empty((n, size, size, 3), np.uint8)
+    for i in range(n):
+        src = sources[rng.integers(len(sources))]
+        side = int(rng.integers(min(size, *src.shape[:2]), min(src.shape[:2]) + 1))  # enlarged if too small
+        y, x = (int(rng.integers(0, d - side + 1)) for d in src.shape[:2])
+        crop = Image.fromarray(src[y:y + side, x:x + side]).resize((size, size), Image.BICUBIC)
+        out[i] = np.asarray(crop)[:, ::-1] if rng.random() < 0.5 else np.asarray(crop)
+    return out
+
+
+def colour_map(images: np.ndarray) -> np.ndarray:
+    """The known X→Y mapping: swap red and blue, and invert green."""
+    out = images[..., ::-1].copy()
+    out[..., 1] = 255 - out[..., 1]
+    return out
+
+
+def write_folder(images: np.ndarray, folder: str | Path, fmt: str = "jpg", quality: int = 95) -> list[Path]:
+    """Saves images as 000000.<fmt>, ...; returns the paths."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i, img in enumerate(images):
+        p = folder / f"{i:06d}.{fmt}"
+        Image.fromarray(img).save(p, **({"quality": quality} if fmt in ("jpg", "jpeg", "webp") else {}))
+        paths.append(p)
+    return paths
+
+
+def main(argv: list[str] | None = None) -> None:
+    import argparse
+
+    p = argparse.ArgumentParser(description="Writes trainA/ (textures) and trainB/ (colour-mapped textures).")
+    p.add_argument("--out", required=True)
+    p.add_argument("--size", type=int, default=64)
+    p.add_argument("--count", type=int, default=64)
+    p.add_argument("--seed", type=int, default=0)
+    args = p.parse_args(argv)
+    # Independent draws for the two domains: the training sets are unpaired.
+    a = write_folder(textures(args.count, args.size, args.seed), Path(args.out) / "trainA")
+    b = write_folder(colour_map(textures(args.count, args.size, args.seed + 1)), Path(args.out) / "trainB")
+    print(f"wrote {len(a)} images to {Path(args.out) / 'trainA'} and {len(b)} to {Path(args.out) / 'trainB'}")
+
+
+if __name__ == "__main__":
+    main()

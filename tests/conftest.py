@@ -1,0 +1,101 @@
+"""Shared fixtures: real image files of every kind a user may have, made on the fly."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import tensorflow as tf  # noqa: E402
+
+# Two logical CPUs, so MirroredStrategy runs with two replicas on a machine without GPUs.
+# This must happen before TensorFlow initialises its devices, hence at import of the conftest.
+tf.config.set_logical_device_configuration(
+    tf.config.list_physical_devices("CPU")[0], [tf.config.LogicalDeviceConfiguration()] * 2)
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _rgb(h: int = 24, w: int = 32, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    # Smooth gradients plus noise: compresses like a photo, and every image differs.
+    yy, xx = np.mgrid[0:h, 0:w]
+    base = np.stack([xx * 255 / w, yy * 255 / h, (xx + yy) * 127 / (h + w)], -1)
+    return np.clip(base + rng.normal(0, 20, (h, w, 3)), 0, 255).astype(np.uint8)
+
+
+def write_kind(folder: Path, kind: str, seed: int = 0) -> Path:
+    """Writes one image of `kind` into folder; returns its path."""
+    rgb = _rgb(seed=seed)
+    img = Image.fromarray(rgb)
+    p = folder / f"{kind}_{seed}"
+    if kind == "jpg":
+        img.save(p.with_suffix(".jpg"), quality=95)
+    elif kind == "JPEG_upper":
+        img.save(p.with_suffix(".JPEG"), format="JPEG")
+    elif kind == "png_gray":
+        img.convert("L").save(p.with_suffix(".png"))
+    elif kind == "png_palette":
+        img.convert("P", palette=Image.ADAPTIVE).save(p.with_suffix(".png"))
+    elif kind == "png_rgba":
+        Image.fromarray(np.dstack([rgb, np.full(rgb.shape[:2], 128, np.uint8)])).save(p.with_suffix(".Png"))
+    elif kind == "png_16bit":
+        Image.fromarray(rgb[..., 0].astype(np.uint16) * 257).save(p.with_suffix(".png"))
+    elif kind == "jpg_cmyk":
+        img.convert("CMYK").save(p.with_suffix(".jpg"), quality=95)
+    elif kind == "jpg_exif_rotated":
+        exif = Image.Exif()
+        exif[0x0112] = 6  # the camera was turned 90°: viewers rotate it clockwise
+        img.save(p.with_suffix(".jpg"), exif=exif.tobytes(), quality=95)
+    elif kind == "bmp":
+        img.save(p.with_suffix(".bmp"))
+    elif kind == "gif":
+        img.convert("P").save(p.with_suffix(".gif"))
+    elif kind == "webp":
+        img.save(p.with_suffix(".webp"), lossless=True)
+    elif kind in ("tif", "TIFF"):
+        img.save(p.with_suffix("." + kind))
+    else:
+        raise ValueError(kind)
+    return next(folder.glob(p.name + ".*"))
+
+
+GOOD_KINDS = ("jpg", "JPEG_upper", "png_gray", "png_palette", "png_rgba", "png_16bit", "jpg_cmyk",
+              "jpg_exif_rotated", "bmp", "gif", "webp", "tif", "TIFF")
+
+
+def write_bad(folder: Path, kind: str) -> Path:
+    good = write_kind(folder, "png_gray" if kind == "unreadable" else "jpg", seed=99)
+    data = good.read_bytes()
+    p = folder / f"bad_{kind}{good.suffix}"
+    good.unlink()
+    if kind == "empty":
+        p.write_bytes(b"")
+    elif kind == "truncated":
+        p.write_bytes(data[: len(data) // 2])
+    elif kind == "not_an_image":
+        p.write_text("this is a text file with an image extension\n")
+    elif kind == "unreadable":  # a real PNG header whose pixel data is garbage
+        p.write_bytes(data[:60] + bytes(np.random.default_rng(0).integers(0, 256, len(data) - 60, np.uint8)))
+    else:
+        raise ValueError(kind)
+    return p
+
+
+BAD_KINDS = ("empty", "truncated", "not_an_image", "unreadable")
+
+
+@pytest.fixture
+def image_folder(tmp_path: Path):
+    """A folder factory: image_folder(name, n=.., kinds=..)."""
+
+    def make(name: str, n: int = 4, kinds: tuple[str, ...] = ("jpg",), seed: int = 0) -> Path:
+        folder = tmp_path / name
+        folder.mkdir(parents=True, exist_ok=True)
+        for i in range(n):
+            write_kind(folder, kinds[i % len(kinds)], seed=seed + i)
+        return folder
+
+    return make

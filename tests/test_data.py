@@ -1,0 +1,134 @@
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from PIL import Image
+
+from cyclegan_tf import build, data, records, synthetic
+
+
+@pytest.fixture(scope="module")
+def domains(tmp_path_factory) -> dict:
+    """X: 6 images 40×48, Y: 9 images 48×40, as TFRecords."""
+    tmp = tmp_path_factory.mktemp("domains")
+    out = {}
+    for name, n, (h, w) in (("X", 6, (40, 48)), ("Y", 9, (48, 40))):
+        imgs = synthetic.textures(n, 48, seed=len(name) + n)[:, :h, :w]
+        synthetic.write_folder(np.ascontiguousarray(imgs), tmp / name, fmt="png")
+        build.build_folder(name, str(tmp / name), str(tmp / f"{name}.tfrecords"), seed=None)
+        out[name] = records.resolve_files(str(tmp / f"{name}.tfrecords"))
+    return out
+
+
+def first(ds: tf.data.Dataset, n: int = 1) -> list:
+    return [tf.nest.map_structure(lambda t: t.numpy(), b) for b in ds.take(n)]
+
+
+@pytest.mark.parametrize("mode,shape", [
+    ("resize_and_crop", (2, 24, 24, 3)),
+    ("crop", (2, 24, 24, 3)),
+    ("scale_width_and_crop", (2, 24, 24, 3)),
+    ("scale_width", (1, 32, 36, 3)),   # width 36, height 36·40/48 = 30, raised to crop 32
+    ("none", (1, 40, 48, 3)),
+])
+def test_modes_shape_and_range(domains: dict, mode: str, shape: tuple) -> None:
+    cfg = data.Preprocess(mode=mode, load_size=36, crop_size=24 if shape[1] == 24 else 32)
+    ds = data.domain_dataset(domains["X"], 6, batch_size=shape[0], cfg=cfg)
+    (batch,) = first(ds)
+    assert batch.shape == shape and batch.dtype == np.float32
+    assert -1.0 <= batch.min() < -0.5 and 0.5 < batch.max() <= 1.0
+
+
+def test_none_mode_rounds_to_multiple_of_4(tmp_path: Path) -> None:
+    Image.fromarray(synthetic.textures(1, 64)[0][:30, :43]).save(tmp_path / "odd.png")
+    build.build_folder("X", str(tmp_path), str(tmp_path / "x.tfrecords"))
+    (batch,) = first(data.domain_dataset([str(tmp_path / "x.tfrecords")], 1, cfg=data.Preprocess(mode="none")))
+    assert batch.shape == (1, 32, 44, 3)
+
+
+def test_variable_size_modes_refuse_batches(domains: dict) -> None:
+    with pytest.raises(ValueError, match="batch_size 1"):
+        data.domain_dataset(domains["X"], 6, batch_size=2, cfg=data.Preprocess(mode="none"))
+    with pytest.raises(ValueError, match="choose one of"):
+        data.Preprocess(mode="zoom")
+
+
+def test_values_match_the_stored_image(domains: dict) -> None:
+    """mode none, no flip: the pipeline returns the stored pixels, scaled to [-1, 1]."""
+    ds = data.domain_dataset(domains["X"], 6, cfg=data.Preprocess(mode="none", flip=False), repeat=False,
+                             shuffle_buffer=1)
+    stored = [tf.io.decode_png(r["image/encoded_image"]).numpy() for r in _examples(domains["X"])]
+    got = [(b[0] + 1) * 127.5 for b in first(ds, 6)]
+    assert len(got) == 6
+    assert all(np.abs(g - s).max() < 1e-3 for g, s in zip(got, stored))
+
+
+def _examples(files: list[str]) -> list[dict]:
+    return [tf.io.parse_single_example(r, {"image/encoded_image": tf.io.FixedLenFeature([], tf.string)})
+            for r in tf.data.TFRecordDataset(files)]
+
+
+def test_flips_happen_about_half_the_time(domains: dict) -> None:
+    cfg_flip = data.Preprocess(mode="none", flip=True)
+    cfg_keep = data.Preprocess(mode="none", flip=False)
+    flipped = first(data.domain_dataset(domains["X"], 6, cfg=cfg_flip, seed=5), 60)
+    kept = first(data.domain_dataset(domains["X"], 6, cfg=cfg_keep, seed=5), 60)
+    same_order = [np.array_equal(f, k) for f, k in zip(flipped, kept)]
+    mirrored = [np.array_equal(f, k[:, :, ::-1]) for f, k in zip(flipped, kept)]
+    assert all(s or m for s, m in zip(same_order, mirrored))
+    assert 15 < sum(mirrored) < 45
+
+
+def test_deterministic_for_a_seed_and_different_across_seeds(domains: dict) -> None:
+    def run(seed: int) -> list:
+        return first(data.domain_dataset(domains["Y"], 9, batch_size=2, cfg=data.Preprocess(load_size=36, crop_size=24),
+                                         seed=seed), 8)
+
+    a, b, c = run(1), run(1), run(2)
+    assert all(np.array_equal(p, q) for p, q in zip(a, b))
+    assert not all(np.array_equal(p, q) for p, q in zip(a, c))
+
+
+def test_every_epoch_is_a_permutation(domains: dict) -> None:
+    cfg = data.Preprocess(mode="none", flip=False)
+    batches = first(data.domain_dataset(domains["Y"], 9, cfg=cfg, seed=3), 18)
+    keys = [b.tobytes() for b in batches]
+    assert len(set(keys[:9])) == 9 and set(keys[:9]) == set(keys[9:])
+    assert keys[:9] != keys[9:]  # reshuffled
+
+
+def test_resume_continues_the_same_stream(domains: dict) -> None:
+    cfg = data.Preprocess(load_size=36, crop_size=24)
+    full = first(data.unpaired_dataset(domains["X"], 6, domains["Y"], 9, batch_size=2, cfg=cfg, seed=7), 12)
+    resumed = first(data.unpaired_dataset(domains["X"], 6, domains["Y"], 9, batch_size=2, cfg=cfg, seed=7,
+                                          start_step=5), 7)
+    for (fx, fy), (rx, ry) in zip(full[5:], resumed):
+        assert np.array_equal(fx, rx) and np.array_equal(fy, ry)
+
+
+def test_unpaired_domains_are_independent(domains: dict) -> None:
+    cfg = data.Preprocess(load_size=36, crop_size=24)
+    (x, y), = first(data.unpaired_dataset(domains["X"], 6, domains["Y"], 9, batch_size=3, cfg=cfg))
+    assert x.shape == y.shape == (3, 24, 24, 3)
+    assert data.steps_per_epoch(6, 9, 2) == 5 and data.steps_per_epoch(6, 9, 1) == 9
+
+
+def test_paired_augmentation_is_shared(tmp_path: Path) -> None:
+    img = synthetic.textures(1, 48)[0]
+    Image.fromarray(np.concatenate([img, synthetic.colour_map(img)], axis=1)).save(tmp_path / "ab.png")
+    build.build_paired(str(tmp_path), None, str(tmp_path / "p.tfrecords"))
+    ds = data.domain_dataset([str(tmp_path / "p.tfrecords")], 1, batch_size=1, paired=True,
+                             cfg=data.Preprocess(load_size=48, crop_size=32))
+    for a, b in first(ds, 6):
+        expected = synthetic.colour_map(np.round((a[0] + 1) * 127.5).astype(np.uint8))
+        assert np.abs(expected.astype(int) - np.round((b[0] + 1) * 127.5)).max() <= 2
+
+
+def test_distributes_over_two_replicas(domains: dict) -> None:
+    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    cfg = data.Preprocess(load_size=36, crop_size=24)
+    ds = data.unpaired_dataset(domains["X"], 6, domains["Y"], 9, batch_size=4, cfg=cfg)
+    x, y = next(iter(strategy.experimental_distribute_dataset(ds)))
+    parts = strategy.experimental_local_results(x)
+    assert len(parts) == 2 and all(p.shape == (2, 24, 24, 3) for p in parts)

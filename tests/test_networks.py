@@ -1,0 +1,275 @@
+"""Tests for cyclegan_tf.networks: fidelity to the official PyTorch models, shapes, saving."""
+
+import keras
+import numpy as np
+import pytest
+
+from cyclegan_tf import networks as nets
+
+CONVS = (keras.layers.Conv2D, keras.layers.Conv2DTranspose)
+
+
+def _images(n, h, w, c=3, seed=0):
+    return np.random.default_rng(seed).uniform(-1, 1, (n, h, w, c)).astype("float32")
+
+
+def _trainable(model):
+    return sum(int(np.prod(w.shape)) for w in model.trainable_weights)
+
+
+def _layers(model, cls):
+    return [layer for layer in model.layers if isinstance(layer, cls)]
+
+
+def _official_unet_params(num_downs, ngf, nc=3):
+    """Trainable parameters of the official UnetGenerator with BatchNorm2d.
+
+    Mirrors UnetSkipConnectionBlock: 4×4 convs without bias (BatchNorm follows)
+    except the outermost transposed conv; the innermost block has no down norm.
+    """
+
+    def conv(cin, cout, bias=False):
+        return 16 * cin * cout + (cout if bias else 0)
+
+    def bn(c):
+        return 2 * c  # weight and bias; running stats are buffers in PyTorch
+
+    f = 8 * ngf
+    total = conv(f, f) + conv(f, f) + bn(f)  # innermost
+    total += (num_downs - 5) * (conv(f, f) + bn(f) + conv(2 * f, f) + bn(f))
+    for outer, inner in ((4 * ngf, 8 * ngf), (2 * ngf, 4 * ngf), (ngf, 2 * ngf)):
+        total += conv(outer, inner) + bn(inner) + conv(2 * inner, outer) + bn(outer)
+    return total + conv(nc, ngf) + conv(2 * ngf, nc, bias=True)  # outermost
+
+
+# --- fidelity --------------------------------------------------------------
+
+
+def test_exact_parameter_counts():
+    assert nets.define_G("resnet_9blocks").count_params() == 11_378_179
+    assert nets.define_G("resnet_6blocks").count_params() == 11_378_179 - 3 * 1_180_160
+    assert nets.define_D("basic").count_params() == 2_764_737
+    assert nets.define_D("n_layers", n_layers_D=3).count_params() == 2_764_737
+
+
+def test_unet_parameter_counts_match_official_structure():
+    unet = nets.define_G("unet_256", norm="batch")
+    assert _trainable(unet) == _official_unet_params(8, 64) == 54_413_955  # "54.414 M"
+    small = nets.define_G("unet_128", ngf=8, norm="batch")
+    assert _trainable(small) == _official_unet_params(7, 8)
+
+
+def test_basic_discriminator_gives_30x30_patches_for_256_input():
+    d = nets.define_D("basic", ndf=8)
+    assert d(_images(1, 256, 256)).shape == (1, 30, 30, 1)
+    assert nets.define_D("basic").compute_output_shape((1, 256, 256, 3)) == (
+        1,
+        30,
+        30,
+        1,
+    )
+
+
+def test_pixel_discriminator_scores_every_pixel():
+    d = nets.define_D("pixel", ndf=8)
+    assert d(_images(2, 16, 24)).shape == (2, 16, 24, 1)
+
+
+@pytest.mark.parametrize(
+    "netG, shape, ngf",
+    [
+        ("resnet_9blocks", (32, 32), 8),
+        ("resnet_6blocks", (32, 48), 8),
+        ("unet_128", (128, 128), 4),
+        ("unet_256", (256, 256), 4),
+    ],
+)
+def test_generators_preserve_size_and_range(netG, shape, ngf):
+    assert all(s % nets.generator_multiple(netG) == 0 for s in shape)
+    y = keras.ops.convert_to_numpy(nets.define_G(netG, ngf=ngf)(_images(1, *shape)))
+    assert y.shape == (1, *shape, 3)
+    assert y.dtype == np.float32
+    assert np.all(np.abs(y) <= 1.0)
+
+
+def test_generator_helpers():
+    assert nets.default_netG(128) == "resnet_6blocks"
+    assert nets.default_netG(256) == "resnet_9blocks"
+    assert [nets.generator_multiple(g) for g in nets.GENERATORS] == [4, 4, 256, 128]
+
+
+# --- normalisation ---------------------------------------------------------
+
+
+def test_instance_norm_is_per_sample_per_channel():
+    rng = np.random.default_rng(0)
+    # Each sample and channel gets its own offset and scale.
+    x = rng.normal(size=(3, 8, 8, 4)) * rng.uniform(0.5, 5, (3, 1, 1, 4)) + rng.normal(
+        0, 10, (3, 1, 1, 4)
+    )
+    x = x.astype("float32")
+    norm = nets.InstanceNorm()
+    y = keras.ops.convert_to_numpy(norm(x))
+    assert norm.weights == []  # affine=False
+    np.testing.assert_allclose(y.mean(axis=(1, 2)), 0.0, atol=1e-4)
+    np.testing.assert_allclose(y.std(axis=(1, 2)), 1.0, atol=1e-3)
+    layer_norm = keras.layers.GroupNormalization(
+        groups=1, center=False, scale=False, epsilon=1e-5
+    )
+    assert not np.allclose(y, keras.ops.convert_to_numpy(layer_norm(x)), atol=1e-2)
+
+
+def test_instance_norm_matches_reference_formula():
+    x = _images(2, 5, 7, 3)
+    mean, var = x.mean(axis=(1, 2), keepdims=True), x.var(axis=(1, 2), keepdims=True)
+    expected = (x - mean) / np.sqrt(var + 1e-5)
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(nets.InstanceNorm()(x)), expected, atol=1e-5
+    )
+
+
+@pytest.mark.parametrize("norm", ["batch", "none"])
+def test_other_norms_build_and_run(norm):
+    g = nets.define_G("resnet_6blocks", ngf=8, norm=norm)
+    d = nets.define_D("basic", ndf=8, norm=norm)
+    assert g(_images(2, 32, 32)).shape == (2, 32, 32, 3)
+    assert d(_images(2, 32, 32)).shape == (2, 2, 2, 1)
+    has_bn = bool(_layers(g, keras.layers.BatchNormalization))
+    assert has_bn == (norm == "batch")
+    assert not _layers(g, nets.InstanceNorm)
+
+
+@pytest.mark.parametrize(
+    "build, n_biased_with_batch_norm",
+    [
+        (
+            lambda norm: nets.define_G("resnet_6blocks", ngf=8, norm=norm),
+            1,
+        ),  # last conv
+        (
+            lambda norm: nets.define_G("unet_128", ngf=8, norm=norm),
+            1,
+        ),  # outermost upconv
+        (
+            lambda norm: nets.define_D("basic", ndf=8, norm=norm),
+            2,
+        ),  # first and last conv
+        (lambda norm: nets.define_D("pixel", ndf=8, norm=norm), 2),
+    ],
+    ids=["resnet", "unet", "basic_D", "pixel_D"],
+)
+def test_conv_bias_only_where_no_offset_follows(build, n_biased_with_batch_norm):
+    for norm in ("instance", "none"):
+        assert all(conv.use_bias for conv in _layers(build(norm), CONVS))
+    convs = _layers(build("batch"), CONVS)
+    assert sum(conv.use_bias for conv in convs) == n_biased_with_batch_norm
+
+
+@pytest.mark.parametrize("kernel", [3, 4])
+def test_transposed_conv_aligns_with_pytorch(kernel):
+    """ConvTranspose2d(stride 2, padding 1, output_padding kernel - 3): out[2i + a - 1] += w[a] x[i]."""
+    rng = np.random.default_rng(kernel)
+    inputs = keras.Input((None, None, 1))
+    model = keras.Model(
+        inputs, nets._upsample(inputs, 1, kernel, "transpose", use_bias=False)
+    )
+    w = rng.normal(size=(kernel, kernel)).astype("float32")
+    model.set_weights([w.reshape(kernel, kernel, 1, 1)])
+    x = rng.normal(size=(1, 3, 4, 1)).astype("float32")
+    expected = np.zeros((6, 8), "float32")
+    for i, j, a, b in np.ndindex(3, 4, kernel, kernel):
+        if 0 <= 2 * i + a - 1 < 6 and 0 <= 2 * j + b - 1 < 8:
+            expected[2 * i + a - 1, 2 * j + b - 1] += w[a, b] * x[0, i, j, 0]
+    y = keras.ops.convert_to_numpy(model(x))
+    np.testing.assert_allclose(y[0, :, :, 0], expected, atol=1e-5)
+
+
+# --- options ---------------------------------------------------------------
+
+
+def test_resize_upsampling_replaces_transposed_convs():
+    transpose = nets.define_G("resnet_6blocks", ngf=8, upsample="transpose")
+    resize = nets.define_G("resnet_6blocks", ngf=8, upsample="resize")
+    assert len(_layers(transpose, keras.layers.Conv2DTranspose)) == 2
+    assert not _layers(transpose, keras.layers.UpSampling2D)
+    assert not _layers(resize, keras.layers.Conv2DTranspose)
+    assert len(_layers(resize, keras.layers.UpSampling2D)) == 2
+    assert resize(_images(1, 32, 32)).shape == (1, 32, 32, 3)
+    unet = nets.define_G("unet_128", ngf=4, upsample="resize")
+    assert unet(_images(1, 128, 128)).shape == (1, 128, 128, 3)
+
+
+@pytest.mark.parametrize(
+    "netG, n_dropout", [("resnet_6blocks", 6), ("unet_256", 3), ("unet_128", 2)]
+)
+def test_dropout_placement(netG, n_dropout):
+    assert not _layers(nets.define_G(netG, ngf=4), keras.layers.Dropout)
+    layers = _layers(nets.define_G(netG, ngf=4, use_dropout=True), keras.layers.Dropout)
+    assert len(layers) == n_dropout and all(layer.rate == 0.5 for layer in layers)
+
+
+def test_discriminator_leaky_relu_slope_is_0_2():
+    for netD in ("basic", "pixel"):
+        slopes = [
+            layer.negative_slope
+            for layer in _layers(nets.define_D(netD, ndf=8), keras.layers.LeakyReLU)
+        ]
+        assert slopes and all(s == pytest.approx(0.2) for s in slopes)
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda: nets.define_G("resnet_12blocks"),
+        lambda: nets.define_G(norm="layer"),
+        lambda: nets.define_G(upsample="bilinear"),
+        lambda: nets.define_D("patch"),
+        lambda: nets.define_D(norm="group"),
+        lambda: nets.define_D("n_layers", n_layers_D=0),
+        lambda: nets.generator_multiple("unet_512"),
+    ],
+    ids=["netG", "G_norm", "upsample", "netD", "D_norm", "n_layers_D", "multiple"],
+)
+def test_bad_names_raise_value_error(build):
+    with pytest.raises(ValueError, match="expected one of|n_layers_D"):
+        build()
+
+
+def test_mixed_precision_outputs_float32():
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        g = nets.define_G("resnet_6blocks", ngf=8)
+        d = nets.define_D("basic", ndf=8)
+        x = _images(1, 32, 32)
+        assert g(x).dtype == "float32" and d(x).dtype == "float32"
+        assert any(layer.compute_dtype == "float16" for layer in g.layers)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+
+
+# --- serialisation ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "build, size",
+    [
+        (
+            lambda: nets.define_G("resnet_6blocks", ngf=8, upsample="resize", name="F"),
+            32,
+        ),
+        (lambda: nets.define_G("unet_128", ngf=4, norm="batch"), 128),
+        (lambda: nets.define_D("basic", ndf=8, name="D_X"), 32),
+    ],
+    ids=["resnet_resize", "unet_batch", "basic_D"],
+)
+def test_save_and_load_roundtrip(build, size, tmp_path):
+    model = build()
+    x = _images(2, size, size)
+    path = tmp_path / "model.keras"
+    model.save(path)
+    loaded = keras.saving.load_model(path)
+    assert loaded.name == model.name
+    assert [type(a) for a in loaded.layers] == [type(b) for b in model.layers]
+    np.testing.assert_array_equal(
+        keras.ops.convert_to_numpy(loaded(x)), keras.ops.convert_to_numpy(model(x))
+    )
