@@ -1,0 +1,63 @@
+"""Seconds per CycleGAN training step with the default networks (resnet, 70×70 PatchGAN, pool 50).
+
+  python bench/train_step.py --size 256 --steps 10 [--batch_size 1] [--jit_compile] [--strategy auto]
+
+Times the distributed training step alone (inputs are fixed tensors already on the device) after
+two warm-up steps. Prints one JSON line: median/min/max seconds per step, images/s, peak RSS.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import statistics
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import tensorflow as tf  # noqa: E402
+
+from cyclegan_tf.config import TrainConfig  # noqa: E402
+from cyclegan_tf.cyclegan import CycleGAN  # noqa: E402
+from cyclegan_tf.loop import make_strategy  # noqa: E402
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--size", type=int, default=256)
+    p.add_argument("--steps", type=int, default=10)
+    p.add_argument("--batch_size", type=int, default=1)
+    p.add_argument("--netG", default="")
+    p.add_argument("--jit_compile", action="store_true")
+    p.add_argument("--strategy", default="auto")
+    args = p.parse_args()
+    cfg = TrainConfig(image_size=args.size, batch_size=args.batch_size, netG=args.netG,
+                      jit_compile=args.jit_compile, strategy=args.strategy).resolved()
+    strategy = make_strategy(cfg.strategy)
+    with strategy.scope():
+        model = CycleGAN(cfg, 1000, cfg.batch_size, cfg.batch_size // strategy.num_replicas_in_sync)
+    shape = [cfg.batch_size, args.size, args.size, 3]
+    ds = tf.data.Dataset.from_tensors((tf.random.uniform(shape, -1, 1), tf.random.uniform(shape, -1, 1))).repeat()
+    x, y = next(iter(strategy.experimental_distribute_dataset(ds)))
+    step = model.make_train_step(strategy)
+    times = []
+    for i in range(args.steps + 2):
+        start = time.perf_counter()
+        float(step(x, y)["G"])  # reading a loss waits for the step to finish
+        if i >= 2:
+            times.append(time.perf_counter() - start)
+    med = statistics.median(times)
+    print(json.dumps({
+        "bench": "train_step", "size": args.size, "batch_size": args.batch_size, "netG": cfg.netG,
+        "jit_compile": args.jit_compile, "replicas": strategy.num_replicas_in_sync, "steps": args.steps,
+        "sec_per_step_median": round(med, 4), "sec_per_step_min": round(min(times), 4),
+        "sec_per_step_max": round(max(times), 4), "images_per_sec": round(args.batch_size / med, 3),
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+        "devices": [d.name for d in tf.config.list_logical_devices() if d.device_type != "CPU"] or ["CPU"],
+        "cpus": os.cpu_count(), "machine": platform.machine(), "tensorflow": tf.__version__}))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,222 @@
+"""The training loop: run folder, resume, distribution strategy, checkpoints, TensorBoard, signals.
+
+A run folder holds flags.json, the checkpoints and the TensorBoard event files. Re-running with the
+same folder (or --load_model) resumes at the exact step: networks, optimiser slots, image pools and
+the step counter come from the checkpoint, and the input stream is a function of the step.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+
+import tensorflow as tf
+from tqdm import tqdm
+
+from cyclegan_tf import data, networks, records
+from cyclegan_tf.config import TrainConfig
+from cyclegan_tf.cyclegan import LOSS_NAMES, CycleGAN
+from cyclegan_tf.errors import UserError
+
+SAVE_SECONDS = 600  # a checkpoint at least every 10 minutes, whatever --save_every says
+
+
+def make_strategy(name: str) -> tf.distribute.Strategy:
+    if name == "auto":
+        name = "mirrored" if tf.config.list_logical_devices("GPU") else "default"
+    if name == "default":
+        return tf.distribute.get_strategy()
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    if name == "multi_worker":
+        if "TF_CONFIG" not in os.environ:
+            raise UserError("--strategy=multi_worker needs the TF_CONFIG environment variable (see README)")
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    raise UserError(f"--strategy={name}: choose auto, default, mirrored or multi_worker")
+
+
+def is_chief() -> bool:
+    """The process that writes checkpoints, summaries and logs: the chief, else worker 0."""
+    tf_config = json.loads(os.environ.get("TF_CONFIG") or "{}")
+    task, cluster = tf_config.get("task", {}), tf_config.get("cluster", {})
+    if not task or task.get("type") == "chief":
+        return True
+    return task.get("type") == "worker" and task.get("index", 0) == 0 and "chief" not in cluster
+
+
+def run_dir(cfg: TrainConfig) -> Path:
+    if cfg.load_model:
+        for candidate in (Path(cfg.load_model), Path("checkpoints") / cfg.load_model):
+            if candidate.is_dir():
+                return candidate
+        raise UserError(f"--load_model={cfg.load_model}: no such run folder (nor checkpoints/{cfg.load_model})")
+    return Path(cfg.checkpoint_dir or f"checkpoints/{datetime.now():%Y%m%d-%H%M}")
+
+
+def prepare(cfg: TrainConfig, explicit: set[str]) -> tuple[TrainConfig, Path]:
+    """The run's folder and effective options (saved ones on resume); one-line errors for bad input."""
+    folder = run_dir(cfg)
+    flags_file = folder / "flags.json"
+    if flags_file.exists():
+        cfg = cfg.check_resume(TrainConfig.load(flags_file), explicit)
+    elif cfg.load_model:
+        raise UserError(f"--load_model={cfg.load_model}: {flags_file} is missing, not a run folder")
+    cfg = cfg.resolved()
+    if not cfg.X or not cfg.Y:
+        raise UserError("--X and --Y are required: TFRecord files from build_data.py")
+    multiple = networks.generator_multiple(cfg.netG)
+    if cfg.image_size % multiple:
+        raise UserError(f"--image_size={cfg.image_size}: {cfg.netG} needs a multiple of {multiple}")
+    if cfg.pool_size > 0 and cfg.preprocess in ("scale_width", "none"):
+        raise UserError(f"--preprocess={cfg.preprocess} gives images of varying size; it needs --pool_size=0")
+    for name in ("batch_size", "save_every", "summary_every", "log_every"):
+        if getattr(cfg, name) < 1:
+            raise UserError(f"--{name}={getattr(cfg, name)}: must be at least 1")
+    return cfg, folder
+
+
+class _Stop:
+    """Turns SIGINT/SIGTERM into a request to save and stop after the current step."""
+
+    def __init__(self) -> None:
+        self.signum = 0
+        for s in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(s, self._handle)
+
+    def _handle(self, signum, frame) -> None:
+        if self.signum:  # a second Ctrl-C: the user means it
+            raise KeyboardInterrupt
+        self.signum = signum
+
+
+def _grid(*images: tf.Tensor) -> tf.Tensor:
+    """input | translated | reconstructed, side by side, as uint8 for TensorBoard."""
+    row = tf.concat([tf.cast(i[:1], tf.float32) for i in images], axis=2)
+    return tf.image.convert_image_dtype((row + 1.0) / 2.0, tf.uint8, saturate=True)
+
+
+def train(cfg: TrainConfig, explicit: set[str] | None = None) -> int:
+    """Trains until the schedule ends (exit status 0), a signal (128 + signum) or a NaN loss (1)."""
+    cfg, folder = prepare(cfg, explicit or set())
+    if cfg.deterministic:
+        tf.config.experimental.enable_op_determinism()
+    strategy = make_strategy(cfg.strategy)  # first: multi-worker collectives must be set up before any op
+    x_files, y_files = records.resolve_files(cfg.X), records.resolve_files(cfg.Y)
+    records.check_schema(x_files), records.check_schema(y_files)
+    x_count, y_count = records.count_records(x_files), records.count_records(y_files)
+    replicas = strategy.num_replicas_in_sync
+    if cfg.batch_size % replicas:
+        raise UserError(f"--batch_size={cfg.batch_size} must be a multiple of the {replicas} replicas")
+    chief = is_chief()
+    steps_per_epoch = data.steps_per_epoch(x_count, y_count, cfg.batch_size)
+    with strategy.scope():
+        model = CycleGAN(cfg, steps_per_epoch, cfg.batch_size, cfg.batch_size // replicas)
+    ckpt_dir = folder if chief else folder / f"worker-temp-{os.getpid()}"  # only the chief's copy is kept
+    try:
+        ckpt_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UserError(f"--checkpoint_dir={folder}: cannot create ({e.strerror})") from None
+    manager = tf.train.CheckpointManager(model.checkpoint(), str(ckpt_dir), max_to_keep=cfg.keep_checkpoints)
+    latest = tf.train.latest_checkpoint(str(folder))
+    if latest:
+        model.checkpoint().restore(latest).assert_existing_objects_matched()
+    step = int(model.step.numpy())
+    if chief:
+        cfg.save(folder / "flags.json")
+        print(f"{'resuming ' + str(folder) + ' at step ' + str(step) if latest else 'training in ' + str(folder)}: "
+              f"|X| = {x_count}, |Y| = {y_count}, {steps_per_epoch} steps per epoch, {model.total_steps} steps, "
+              f"{replicas} replica(s)", flush=True)
+    if step >= model.total_steps:
+        print(f"{folder} already finished its {model.total_steps} steps; nothing to do")
+        return 0
+
+    preprocess = data.Preprocess(cfg.preprocess, cfg.load_size, cfg.image_size, not cfg.no_flip)
+    ds = data.unpaired_dataset(x_files, x_count, y_files, y_count, batch_size=cfg.batch_size, cfg=preprocess,
+                               seed=cfg.seed, start_step=step)
+    batches = iter(strategy.experimental_distribute_dataset(ds))
+    train_step = model.make_train_step(strategy)
+    writer = tf.summary.create_file_writer(str(folder)) if chief else tf.summary.create_noop_writer()
+    stop = _Stop()
+    bar = tqdm(total=model.total_steps, initial=step, unit="step", disable=not (chief and sys.stderr.isatty()),
+               dynamic_ncols=True)
+    last_save, last_log, log_step, saved_step = time.monotonic(), time.perf_counter(), step, step
+
+    def save(loss: dict) -> None:
+        nonlocal last_save, saved_step
+        if not bool(loss["finite"]):  # never overwrite good weights with NaNs
+            raise FloatingPointError
+        manager.save(checkpoint_number=step)
+        last_save, saved_step = time.monotonic(), step
+
+    try:
+        with writer.as_default():
+            while step < model.total_steps and not stop.signum:
+                x, y = next(batches)
+                loss = train_step(x, y)
+                step += 1
+                bar.update(1)
+                if step % cfg.log_every == 0 or step == model.total_steps:
+                    if not bool(loss["finite"]):
+                        raise FloatingPointError
+                    now = time.perf_counter()
+                    rate = (step - log_step) / (now - last_log)
+                    last_log, log_step = now, step
+                    values = {k: float(loss[k]) for k in LOSS_NAMES}
+                    for k, v in values.items():
+                        tf.summary.scalar(f"loss/{k}", v, step=step)
+                    tf.summary.scalar("learning_rate", float(model.lr(step)), step=step)
+                    tf.summary.scalar("perf/steps_per_sec", rate, step=step)
+                    tf.summary.scalar("perf/images_per_sec", rate * cfg.batch_size, step=step)
+                    text = " ".join(f"{k} {v:.3f}" for k, v in values.items())
+                    if bar.disable and chief:
+                        print(f"step {step}/{model.total_steps}: {text}, {rate:.2f} steps/s", flush=True)
+                    bar.set_postfix_str(text, refresh=False)
+                if step % cfg.summary_every == 0 or step == 1:
+                    x0 = strategy.experimental_local_results(x)[0][:1]
+                    y0 = strategy.experimental_local_results(y)[0][:1]
+                    fake_y, rec_x, fake_x, rec_y = model.translate(x0, y0)
+                    tf.summary.image("X/generated", _grid(x0, fake_y), step=step)
+                    tf.summary.image("X/reconstruction", _grid(x0, fake_y, rec_x), step=step)
+                    tf.summary.image("Y/generated", _grid(y0, fake_x), step=step)
+                    tf.summary.image("Y/reconstruction", _grid(y0, fake_x, rec_y), step=step)
+                if step % cfg.save_every == 0 or time.monotonic() - last_save > SAVE_SECONDS:
+                    save(loss)
+            if step > saved_step:
+                save(loss)
+    except FloatingPointError:
+        bar.close()
+        kept = tf.train.latest_checkpoint(str(folder))
+        print(f"error: a loss became NaN or infinite by step {step}; training stopped. The last good "
+              f"checkpoint is {kept or 'none'}: lower --learning_rate, then resume from it.", file=sys.stderr)
+        return 1
+    finally:
+        bar.close()
+        writer.flush()
+        if not chief and tf.io.gfile.exists(str(ckpt_dir)):
+            tf.io.gfile.rmtree(str(ckpt_dir))
+    if stop.signum:
+        print(f"stopped by signal {stop.signum} at step {step}; checkpoint saved in {folder}; "
+              f"run the same command again to resume", flush=True)
+        return 128 + stop.signum
+    print(f"training finished: {step} steps; checkpoint {manager.latest_checkpoint}", flush=True)
+    if cfg.strategy == "multi_worker":  # lets a user (and the tests) check that the workers agree
+        fingerprint = sum(float(tf.reduce_sum(tf.abs(v))) for v in model.G.weights + model.D_Y.weights)
+        print(f"weights fingerprint {fingerprint:.9g}", flush=True)
+    return 0
+
+
+def restore_generators(folder: str | Path) -> tuple[tf.keras.Model, tf.keras.Model]:
+    """(G, F) of a run folder's latest checkpoint, built from its flags.json."""
+    folder = Path(folder)
+    latest = tf.train.latest_checkpoint(str(folder))
+    if not (folder / "flags.json").exists() or not latest:
+        raise UserError(f"{folder}: no checkpoint of a training run (flags.json and ckpt-N files)")
+    cfg = TrainConfig(**TrainConfig.load(folder / "flags.json"))
+    g = dict(netG=cfg.netG, ngf=cfg.ngf, norm=cfg.norm, upsample=cfg.upsample, use_dropout=cfg.use_dropout)
+    G, F = networks.define_G(**g, name="G"), networks.define_G(**g, name="F")
+    tf.train.Checkpoint(G=G, F=F).restore(latest).expect_partial()
+    return G, F

@@ -1,0 +1,105 @@
+"""The training loop in-process: run folder, TensorBoard, resume, faults, one-line errors."""
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from cyclegan_tf import build, synthetic
+from cyclegan_tf.config import TrainConfig
+from cyclegan_tf.errors import UserError
+from cyclegan_tf.loop import restore_generators, train
+
+TINY = dict(image_size=32, load_size=36, netG="resnet_6blocks", ngf=4, ndf=4, pool_size=3, log_every=2,
+            summary_every=2, save_every=100)
+
+
+@pytest.fixture(scope="module")
+def records(tmp_path_factory) -> dict:
+    tmp = tmp_path_factory.mktemp("records")
+    for d, seed in (("X", 0), ("Y", 1)):
+        synthetic.write_folder(synthetic.textures(6, 40, seed), tmp / d)
+        build.build_folder(d, str(tmp / d), str(tmp / f"{d}.tfrecords"))
+    return {"X": str(tmp / "X.tfrecords"), "Y": str(tmp / "Y.tfrecords")}
+
+
+def config(records: dict, folder: Path, **kw) -> TrainConfig:
+    return TrainConfig(**{"X": records["X"], "Y": records["Y"], "checkpoint_dir": str(folder), **TINY, **kw})
+
+
+def event_tags(folder: Path) -> dict[str, int]:
+    tags: dict[str, int] = {}
+    for f in folder.glob("events.out.tfevents.*"):
+        for event in tf.compat.v1.train.summary_iterator(str(f)):
+            for v in event.summary.value:
+                tags[v.tag] = tags.get(v.tag, 0) + 1
+    return tags
+
+
+def test_run_folder_holds_flags_checkpoint_and_tensorboard(records: dict, tmp_path: Path, capsys) -> None:
+    assert train(config(records, tmp_path / "run", max_steps=4)) == 0
+    run = tmp_path / "run"
+    assert tf.train.latest_checkpoint(str(run)).endswith("ckpt-4")
+    saved = json.loads((run / "flags.json").read_text())
+    assert saved["ngf"] == 4 and saved["netG"] == "resnet_6blocks" and saved["max_steps"] == 4
+    tags = event_tags(run)
+    for tag in ("loss/G", "loss/F", "loss/D_X", "loss/D_Y", "loss/cycle", "loss/identity", "learning_rate",
+                "perf/steps_per_sec", "perf/images_per_sec", "X/generated", "X/reconstruction", "Y/generated",
+                "Y/reconstruction"):
+        assert tags.get(tag, 0) >= 2, tag
+    out = capsys.readouterr().out
+    assert "step 4/4" in out and "training finished: 4 steps" in out
+
+
+def test_resume_continues_where_it_stopped(records: dict, tmp_path: Path, capsys) -> None:
+    run = tmp_path / "run"
+    assert train(config(records, run, max_steps=2)) == 0
+    # vanhuyz's --load_model, with nothing else: every option comes from flags.json
+    assert train(TrainConfig(load_model=str(run))) == 0
+    assert "already finished its 2 steps" in capsys.readouterr().out
+    assert train(TrainConfig(load_model=str(run), max_steps=4), explicit={"max_steps"}) == 0
+    assert "resuming" in capsys.readouterr().out
+    assert tf.train.latest_checkpoint(str(run)).endswith("ckpt-4")
+    G, F = restore_generators(run)
+    assert G.count_params() == F.count_params() > 0
+
+
+def test_incompatible_architecture_is_a_one_line_error(records: dict, tmp_path: Path) -> None:
+    assert train(config(records, tmp_path / "run", max_steps=1)) == 0
+    with pytest.raises(UserError, match=r"--ngf=8 does not match .* --ngf=4"):
+        train(config(records, tmp_path / "run", max_steps=2, ngf=8), explicit={"ngf", "max_steps"})
+
+
+def test_nan_stops_and_keeps_the_last_good_checkpoint(records: dict, tmp_path: Path, capsys) -> None:
+    run = tmp_path / "run"
+    cfg = config(records, run, max_steps=50, learning_rate=1e30, log_every=1, save_every=1, pool_size=0)
+    assert train(cfg) == 1
+    assert "became NaN or infinite" in capsys.readouterr().err
+    latest = tf.train.latest_checkpoint(str(run))
+    if latest:  # whatever was saved holds finite weights
+        reader = tf.train.load_checkpoint(latest)
+        for name in reader.get_variable_to_shape_map():
+            value = reader.get_tensor(name)
+            if isinstance(value, np.ndarray) and value.dtype.kind == "f":
+                assert np.isfinite(value).all(), name
+
+
+@pytest.mark.parametrize("change,match", [
+    ({"X": ""}, "--X and --Y are required"),
+    ({"X": "/nonexistent.tfrecords"}, "no such TFRecord"),
+    ({"image_size": 30}, "needs a multiple of 4"),
+    ({"preprocess": "none"}, "--pool_size=0"),
+    ({"batch_size": 0}, "--batch_size=0"),
+])
+def test_bad_options(records: dict, tmp_path: Path, change: dict, match: str) -> None:
+    with pytest.raises(UserError, match=match):
+        train(config(records, tmp_path / "run", max_steps=1, **change))
+
+
+def test_wrong_schema(records: dict, tmp_path: Path) -> None:
+    path = tmp_path / "other.tfrecords"
+    with tf.io.TFRecordWriter(str(path)) as w:
+        w.write(tf.train.Example().SerializeToString())
+    with pytest.raises(UserError, match="lack image/encoded_image"):
+        train(config(records, tmp_path / "run", max_steps=1, Y=str(path)))

@@ -1,0 +1,100 @@
+"""train.py as users run it: SIGTERM and resume, multi-worker training, one-line errors."""
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from conftest import ROOT
+
+from cyclegan_tf import build, synthetic
+
+ARGS = ["--image_size=32", "--load_size=36", "--netG=resnet_6blocks", "--ngf=4", "--ndf=4", "--pool_size=3",
+        "--log_every=5", "--summary_every=1000", "--deterministic"]
+
+
+@pytest.fixture(scope="module")
+def data_args(tmp_path_factory) -> list[str]:
+    tmp = tmp_path_factory.mktemp("cli")
+    for d, seed in (("X", 0), ("Y", 1)):
+        synthetic.write_folder(synthetic.textures(6, 40, seed), tmp / d)
+        build.build_folder(d, str(tmp / d), str(tmp / f"{d}.tfrecords"))
+    return [f"--X={tmp / 'X.tfrecords'}", f"--Y={tmp / 'Y.tfrecords'}"]
+
+
+def command(*args: str) -> list[str]:
+    return [sys.executable, str(ROOT / "train.py"), *args]
+
+
+def checkpoint_values(folder: Path) -> dict[str, np.ndarray]:
+    reader = tf.train.load_checkpoint(tf.train.latest_checkpoint(str(folder)))
+    return {k: reader.get_tensor(k) for k in reader.get_variable_to_shape_map() if "save_counter" not in k}
+
+
+def test_sigterm_then_resume_equals_an_uninterrupted_run(data_args: list[str], tmp_path: Path) -> None:
+    args = [*data_args, *ARGS, "--max_steps=60"]
+    proc = subprocess.Popen(command(*args, f"--checkpoint_dir={tmp_path / 'a'}"), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+    for line in proc.stdout:
+        if line.startswith("step 10/60"):
+            proc.send_signal(signal.SIGTERM)
+            break
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 128 + signal.SIGTERM, err
+    stopped_at = int(out.split("stopped by signal 15 at step ")[1].split(";")[0])
+    assert 10 <= stopped_at < 60
+    assert tf.train.latest_checkpoint(str(tmp_path / "a")).endswith(f"ckpt-{stopped_at}")
+
+    resumed = subprocess.run(command(*args, f"--checkpoint_dir={tmp_path / 'a'}"), capture_output=True, text=True,
+                             cwd=tmp_path, timeout=300)
+    assert resumed.returncode == 0 and f"at step {stopped_at}" in resumed.stdout, resumed.stderr
+    whole = subprocess.run(command(*args, f"--checkpoint_dir={tmp_path / 'b'}"), capture_output=True, text=True,
+                           cwd=tmp_path, timeout=300)
+    assert whole.returncode == 0, whole.stderr
+
+    a, b = checkpoint_values(tmp_path / "a"), checkpoint_values(tmp_path / "b")
+    assert a.keys() == b.keys() and any("pool_X" in k for k in a) and any("opt_G" in k for k in a)
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+
+
+def test_one_line_error_without_traceback(tmp_path: Path) -> None:
+    r = subprocess.run(command("--X=missing.tfrecords", "--Y=missing.tfrecords", "--checkpoint_dir=run"),
+                       capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert r.stderr.strip().splitlines()[-1] == "error: missing.tfrecords: no such TFRecord file " \
+                                                "(or shards missing.tfrecords-NNNNN-of-NNNNN)"
+
+
+def _free_ports(n: int) -> list[int]:
+    socks = [socket.socket() for _ in range(n)]
+    for s in socks:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in socks]
+    for s in socks:
+        s.close()
+    return ports
+
+
+def test_multi_worker_training_agrees(data_args: list[str], tmp_path: Path) -> None:
+    cluster = {"worker": [f"127.0.0.1:{p}" for p in _free_ports(2)]}
+    procs = []
+    for i in range(2):
+        env = {**os.environ, "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": i}})}
+        procs.append(subprocess.Popen(
+            command(*data_args, *ARGS, "--max_steps=6", "--batch_size=2", "--strategy=multi_worker",
+                    f"--checkpoint_dir={tmp_path / 'run'}"),
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path, env=env))
+    outs = [p.communicate(timeout=400) for p in procs]
+    for p, (_, err) in zip(procs, outs):
+        assert p.returncode == 0, err[-2000:]
+    fingerprints = [out.split("weights fingerprint ")[1].split()[0] for out, _ in outs]
+    assert fingerprints[0] == fingerprints[1]
+    assert "2 replica(s)" in outs[0][0]
+    assert tf.train.latest_checkpoint(str(tmp_path / "run")).endswith("ckpt-6")
+    assert not list((tmp_path / "run").glob("worker-temp-*"))
