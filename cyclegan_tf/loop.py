@@ -84,8 +84,11 @@ class _Stop:
 
     def __init__(self) -> None:
         self.signum = 0
-        for s in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(s, self._handle)
+        self._previous = {s: signal.signal(s, self._handle) for s in (signal.SIGINT, signal.SIGTERM)}
+
+    def restore(self) -> None:
+        for s, handler in self._previous.items():
+            signal.signal(s, handler)
 
     def _handle(self, signum, frame) -> None:
         if self.signum:  # a second Ctrl-C: the user means it
@@ -194,6 +197,7 @@ def train(cfg: TrainConfig, explicit: set[str] | None = None) -> int:
               f"checkpoint is {kept or 'none'}: lower --learning_rate, then resume from it.", file=sys.stderr)
         return 1
     finally:
+        stop.restore()
         bar.close()
         writer.flush()
         if not chief and tf.io.gfile.exists(str(ckpt_dir)):

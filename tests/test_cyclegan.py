@@ -16,7 +16,7 @@ def weights(model: CycleGAN) -> list[np.ndarray]:
     return [v.numpy() for m in (model.G, model.F, model.D_X, model.D_Y) for v in m.weights]
 
 
-@pytest.mark.parametrize("options", [{}, {"gan_mode": "vanilla", "lambda_identity": 0.0},
+@pytest.mark.parametrize("options", [{}, {"gan_mode": "vanilla", "lambda_identity": 0.0, "jit_compile": True},
                                      {"gan_mode": "wgangp", "norm": "batch", "upsample": "resize", "netD": "pixel"}])
 def test_a_step_trains_everything_with_finite_losses(options: dict) -> None:
     cfg = TrainConfig(**{**SMALL, **options}).resolved()
