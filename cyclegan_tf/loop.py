@@ -213,14 +213,18 @@ def train(cfg: TrainConfig, explicit: set[str] | None = None) -> int:
     return 0
 
 
-def restore_generators(folder: str | Path) -> tuple[tf.keras.Model, tf.keras.Model]:
-    """(G, F) of a run folder's latest checkpoint, built from its flags.json."""
+def restore_generators(folder: str | Path, with_flags: bool = False) -> tuple:
+    """(G, F) of a run folder's latest checkpoint, built from its flags.json; with_flags adds (flags, step)."""
     folder = Path(folder)
+    if not folder.is_dir():
+        raise UserError(f"{folder}: no such run folder")
     latest = tf.train.latest_checkpoint(str(folder))
     if not (folder / "flags.json").exists() or not latest:
         raise UserError(f"{folder}: no checkpoint of a training run (flags.json and ckpt-N files)")
-    cfg = TrainConfig(**TrainConfig.load(folder / "flags.json"))
+    flags = TrainConfig.load(folder / "flags.json")
+    cfg = TrainConfig(**flags).resolved()
     g = dict(netG=cfg.netG, ngf=cfg.ngf, norm=cfg.norm, upsample=cfg.upsample, use_dropout=cfg.use_dropout)
     G, F = networks.define_G(**g, name="G"), networks.define_G(**g, name="F")
-    tf.train.Checkpoint(G=G, F=F).restore(latest).expect_partial()
-    return G, F
+    step = tf.Variable(0, dtype=tf.int64)
+    tf.train.Checkpoint(G=G, F=F, step=step).restore(latest).expect_partial()
+    return (G, F, flags, int(step.numpy())) if with_flags else (G, F)

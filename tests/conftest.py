@@ -99,3 +99,20 @@ def image_folder(tmp_path: Path):
         return folder
 
     return make
+
+
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory) -> Path:
+    """A tiny CycleGAN run folder (32 px, ngf 4, 3 steps): real checkpoints for export and inference."""
+    from cyclegan_tf import build, synthetic
+    from cyclegan_tf.config import TrainConfig
+    from cyclegan_tf.loop import train
+
+    tmp = tmp_path_factory.mktemp("trained")
+    for d, seed in (("X", 0), ("Y", 1)):
+        synthetic.write_folder(synthetic.textures(4, 40, seed), tmp / d)
+        build.build_folder(d, str(tmp / d), str(tmp / f"{d}.tfrecords"))
+    cfg = TrainConfig(X=str(tmp / "X.tfrecords"), Y=str(tmp / "Y.tfrecords"), checkpoint_dir=str(tmp / "run"),
+                      image_size=32, load_size=36, netG="resnet_6blocks", ngf=4, ndf=4, max_steps=3)
+    assert train(cfg) == 0
+    return tmp / "run"

@@ -1,0 +1,46 @@
+"""Translates images with an exported model (vanhuyz's form keeps working).
+
+  python inference.py --model man2woman --input test.jpg --output out.jpg
+  python inference.py --model pretrained/man2woman --input photos/ --output translated/ --html
+"""
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow's start-up chatter is not for users
+
+from absl import app, flags  # noqa: E402
+
+from cyclegan_tf.errors import UserError, guarded  # noqa: E402
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("model", "", "SavedModel folder from export_graph.py, or its name under --export_dir.")
+flags.DEFINE_string("input", "input_sample.jpg", "An image file, a folder of images, or a glob.")
+flags.DEFINE_string("output", "output_sample.jpg", "Output file (single input; format from its extension) "
+                    "or folder.")
+flags.DEFINE_integer("image_size", 0, "0: keep each input's size; S > 0: vanhuyz's square mode, S×S outputs.")
+flags.DEFINE_integer("batch_size", 4, "Images per call (consecutive images of equal size are batched).")
+flags.DEFINE_string("format", "", "Folder mode: png, jpg or webp (default: the input's format, else png).")
+flags.DEFINE_integer("quality", 95, "JPEG/WebP quality.")
+flags.DEFINE_bool("side_by_side", False, "Write input | output strips.")
+flags.DEFINE_bool("html", False, "Also write index.html, a gallery of inputs and outputs.")
+flags.DEFINE_string("export_dir", "pretrained", "Where --model names are looked up.")
+
+
+@guarded
+def main(argv: list[str]) -> None:
+    if len(argv) > 1:
+        raise UserError(f"unexpected argument {argv[1]!r} (flags take the form --name=value)")
+    if not FLAGS.model:
+        raise UserError("--model is required: a SavedModel folder from export_graph.py")
+    if FLAGS.batch_size < 1 or FLAGS.image_size < 0:
+        raise UserError("--batch_size must be at least 1 and --image_size at least 0")
+    from cyclegan_tf.inference import timed_run  # TensorFlow loads here
+
+    print(timed_run(model=FLAGS.model, input_pattern=FLAGS.input, output=FLAGS.output, batch_size=FLAGS.batch_size,
+                    image_size=FLAGS.image_size, fmt=FLAGS.format, side_by_side=FLAGS.side_by_side,
+                    write_html=FLAGS.html, quality=FLAGS.quality, export_dir=FLAGS.export_dir))
+
+
+if __name__ == "__main__":
+    app.run(main)

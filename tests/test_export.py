@@ -1,0 +1,115 @@
+"""Exports load with plain TensorFlow, in a process that cannot import cyclegan_tf."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from conftest import ROOT
+
+from cyclegan_tf.errors import UserError
+from cyclegan_tf.export import export, model_name, to_onnx
+from cyclegan_tf.loop import restore_generators
+
+CLIENT = r"""
+import sys
+sys.modules["cyclegan_tf"] = None  # this process must do without the package
+try:
+    import cyclegan_tf  # noqa: F401
+    raise SystemExit("cyclegan_tf was importable")
+except ImportError:
+    pass
+import io, json
+import numpy as np
+import tensorflow as tf
+from PIL import Image
+
+model = tf.saved_model.load(sys.argv[1])
+x = np.load(sys.argv[2])
+translated = model.signatures["translate"](images=tf.constant(x))["images"].numpy()
+buf = io.BytesIO()
+Image.fromarray(np.random.default_rng(0).integers(0, 256, (200, 300, 3), dtype=np.uint8)).save(buf, "JPEG")
+png = model.signatures["serving_default"](image_bytes=tf.constant([buf.getvalue()]))["image_bytes"].numpy()[0]
+np.save(sys.argv[3], translated)
+print(json.dumps({"png_size": Image.open(io.BytesIO(png)).size, "png_format": Image.open(io.BytesIO(png)).format,
+                  "step": int(model.train_step.numpy()), "direction": model.direction.numpy().decode(),
+                  "flags": json.loads(model.flags_json.numpy().decode())}))
+"""
+
+
+def test_export_serves_without_the_package(trained_run: Path, tmp_path: Path) -> None:
+    path = export(trained_run, "XtoY", tmp_path / "x2y")
+    G, _ = restore_generators(trained_run)
+    x = np.random.default_rng(1).uniform(0, 255, (2, 36, 44, 3)).astype(np.float32)  # multiples of 4: no padding
+    np.save(tmp_path / "x.npy", x)
+    (tmp_path / "client.py").write_text(CLIENT)
+    r = subprocess.run([sys.executable, str(tmp_path / "client.py"), str(path), str(tmp_path / "x.npy"),
+                        str(tmp_path / "y.npy")], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    info = json.loads(r.stdout.strip().splitlines()[-1])
+    assert info["png_size"] == [300, 200] and info["png_format"] == "PNG"
+    assert info["step"] == 3 and info["direction"] == "XtoY" and info["flags"]["ngf"] == 4
+    expected = (G(x / 127.5 - 1, training=False).numpy() + 1) * 127.5
+    assert np.abs(np.load(tmp_path / "y.npy") - expected).max() <= 1.0  # ≤ 1/255 of the range
+
+
+def test_any_size_is_padded_and_cropped_back(trained_run: Path, tmp_path: Path) -> None:
+    model = tf.saved_model.load(str(export(trained_run, "YtoX", tmp_path / "y2x")))
+    for h, w in ((33, 50), (7, 9), (64, 30)):
+        out = model.translate(tf.random.uniform([1, h, w, 3], 0, 255))["images"]
+        assert out.shape == (1, h, w, 3)
+        assert 0 <= float(tf.reduce_min(out)) and float(tf.reduce_max(out)) <= 255
+
+
+def test_square_mode_resizes_and_back(trained_run: Path, tmp_path: Path) -> None:
+    model = tf.saved_model.load(str(export(trained_run, "XtoY", tmp_path / "sq", image_size=16)))
+    assert model.translate(tf.random.uniform([1, 30, 50, 3], 0, 255))["images"].shape == (1, 30, 50, 3)
+    with pytest.raises(UserError, match="multiple of 4"):
+        export(trained_run, "XtoY", tmp_path / "bad", image_size=18)
+
+
+def test_replacing_an_export_is_atomic(trained_run: Path, tmp_path: Path) -> None:
+    first = export(trained_run, "XtoY", tmp_path / "m")
+    (first / "marker").write_text("old")
+    export(trained_run, "XtoY", tmp_path / "m")
+    assert not (tmp_path / "m" / "marker").exists() and (tmp_path / "m" / "saved_model.pb").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m"]  # no temporary or old copies left
+
+
+def test_onnx_matches_the_saved_model(trained_run: Path, tmp_path: Path) -> None:
+    import onnxruntime
+
+    path = export(trained_run, "XtoY", tmp_path / "m")
+    onnx_path = to_onnx(path, tmp_path / "m.onnx")
+    session = onnxruntime.InferenceSession(str(onnx_path))
+    x = np.random.default_rng(2).uniform(0, 255, (1, 36, 44, 3)).astype(np.float32)
+    got = session.run(None, {session.get_inputs()[0].name: x})[0]
+    loaded = tf.saved_model.load(str(path))
+    want = loaded.translate(tf.constant(x))["images"].numpy()
+    assert got.shape == want.shape and np.abs(got - want).max() < 0.01
+
+
+def test_errors(trained_run: Path, tmp_path: Path) -> None:
+    with pytest.raises(UserError, match="no such run folder"):
+        export(tmp_path / "absent", "XtoY", tmp_path / "m")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(UserError, match="no checkpoint"):
+        export(tmp_path / "empty", "XtoY", tmp_path / "m")
+    (tmp_path / "file").write_text("")
+    with pytest.raises(UserError, match="cannot create"):
+        export(trained_run, "XtoY", tmp_path / "file" / "m")
+    assert model_name("man2woman.pb") == "man2woman" and model_name("man2woman") == "man2woman"
+
+
+def test_cli_vanhuyz_flags_and_one_line_error(trained_run: Path, tmp_path: Path) -> None:
+    cli = [sys.executable, str(ROOT / "export_graph.py")]
+    r = subprocess.run([*cli, f"--checkpoint_dir={trained_run}", "--XtoY_model=man2woman.pb",
+                        "--YtoX_model=woman2man"], capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert (tmp_path / "pretrained/man2woman/saved_model.pb").exists()
+    assert (tmp_path / "pretrained/woman2man/saved_model.pb").exists() and "SavedModel folder" in r.stdout
+    r = subprocess.run([*cli, "--checkpoint_dir=nowhere"], capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert r.stderr.strip().splitlines()[-1] == "error: nowhere: no such run folder"
