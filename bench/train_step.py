@@ -35,9 +35,9 @@ def main() -> None:
     args = p.parse_args()
     cfg = TrainConfig(image_size=args.size, batch_size=args.batch_size, netG=args.netG,
                       jit_compile=args.jit_compile, strategy=args.strategy).resolved()
-    strategy = make_strategy(cfg.strategy)
+    strategy = make_strategy(cfg.strategy, cfg.batch_size)
     with strategy.scope():
-        model = CycleGAN(cfg, 1000, cfg.batch_size, cfg.batch_size // strategy.num_replicas_in_sync)
+        model = CycleGAN(cfg, 1000, cfg.batch_size)
     shape = [cfg.batch_size, args.size, args.size, 3]
     ds = tf.data.Dataset.from_tensors((tf.random.uniform(shape, -1, 1), tf.random.uniform(shape, -1, 1))).repeat()
     x, y = next(iter(strategy.experimental_distribute_dataset(ds)))

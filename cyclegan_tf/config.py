@@ -11,8 +11,9 @@ from pathlib import Path
 
 from cyclegan_tf.errors import UserError
 
-# Changing these on resume would not fit the saved weights.
-ARCHITECTURE = ("model", "netG", "netD", "ngf", "ndf", "n_layers_D", "norm", "upsample", "use_dropout")
+# Changing these on resume would not fit the saved weights (image_size and pool_size: the pools' shape).
+ARCHITECTURE = ("model", "netG", "netD", "ngf", "ndf", "n_layers_D", "norm", "upsample", "use_dropout", "image_size",
+                "pool_size")
 
 
 def _f(default, help: str, choices: tuple | None = None):  # noqa: A002 - mirrors absl's name
@@ -75,7 +76,9 @@ class TrainConfig:
         """Fills the defaults that depend on other options."""
         c = dataclasses.replace(self)
         if not c.netG:
-            c.netG = "resnet_9blocks" if c.image_size > 128 else "resnet_6blocks"
+            from cyclegan_tf.networks import default_netG
+
+            c.netG = default_netG(c.image_size)
         if not c.load_size:
             c.load_size = round(c.image_size * 286 / 256)
         if not c.use_lsgan and c.gan_mode == "lsgan":

@@ -45,7 +45,7 @@ def schedule_steps(cfg: TrainConfig, steps_per_epoch: int) -> tuple[int, int]:
 class CycleGAN(tf.Module):
     """Networks, optimisers, image pools and step counter: everything a checkpoint holds."""
 
-    def __init__(self, cfg: TrainConfig, steps_per_epoch: int, global_batch: int, replica_batch: int) -> None:
+    def __init__(self, cfg: TrainConfig, steps_per_epoch: int, global_batch: int) -> None:
         super().__init__(name="cycle_gan")
         self.cfg, self.global_batch = cfg, global_batch
         # Keras draws unseeded initialiser seeds from Python's `random`. TensorFlow's global seed is

@@ -15,8 +15,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-
 from cyclegan_tf import evaluate
 from cyclegan_tf.datasets import shapescapes
 
@@ -37,7 +35,8 @@ def run_demo(out: Path, plan: dict, seed: int = 0) -> dict:
     data, run, exports = out / "shapescapes", out / "checkpoints", out / "pretrained"
     if out.exists():
         shutil.rmtree(out)
-    print(f"ShapeScapes {plan['size']} px: {shapescapes.generate(data, plan['size'], plan['train'], plan['test'], seed)}")
+    counts = shapescapes.generate(data, plan["size"], plan["train"], plan["test"], seed)
+    print(f"ShapeScapes {plan['size']} px: {counts}")
     _tool("build_data.py", f"--X_input_dir={data / 'trainA'}", f"--Y_input_dir={data / 'trainB'}",
           f"--X_output_file={out / 'labels.tfrecords'}", f"--Y_output_file={out / 'photos.tfrecords'}")
     _tool("train.py", f"--X={out / 'labels.tfrecords'}", f"--Y={out / 'photos.tfrecords'}", f"--checkpoint_dir={run}",
@@ -78,7 +77,8 @@ def _page(out: Path, data: Path, results: Path, scores: dict) -> None:
 
     def score_rows(name: str, keys: tuple[str, ...]) -> str:
         model, ident = scores[name], scores[f"{name}_identity"]
-        return "".join(f"<tr><td>{k}</td><td>{model[k]:.4f}</td><td>{ident[k]:.4f}</td></tr>" for k in keys if k in model)
+        return "".join(f"<tr><td>{k}</td><td>{model[k]:.4f}</td><td>{ident[k]:.4f}</td></tr>"
+                       for k in keys if k in model)
 
     page = f"""<!DOCTYPE html><html><head><meta charset="utf-8"><title>cyclegan_tf demo</title>
 <style>body{{font-family:sans-serif}} img{{width:128px;image-rendering:pixelated}} td,th{{padding:3px 8px}}</style>

@@ -88,7 +88,12 @@ def export(run: str | Path, direction: str, target: str | Path, image_size: int 
                                                           "translate": module.translate})
         if target.exists():
             target.rename(old)
-        tmp.rename(target)
+        try:
+            tmp.rename(target)
+        except OSError:
+            if old.exists():
+                old.rename(target)  # put the previous export back
+            raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
         shutil.rmtree(old, ignore_errors=True)

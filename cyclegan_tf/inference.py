@@ -91,6 +91,9 @@ def run(model: str, input_pattern: str, output: str, *, batch_size: int = 1, ima
         names = [f"{f.stem}_{f.suffix[1:]}" if stems.count(f.stem) > 1 else f.stem for f in files]
         targets = [folder / (n + (ext or (f.suffix.lower() if f.suffix.lower() in OUTPUT_FORMATS else ".png")))
                    for n, f in zip(names, files)]
+    clash = next((f for f, t in zip(files, targets) if t.resolve() == f.resolve()), None)
+    if clash:
+        raise UserError(f"--output={output}: would overwrite the input {clash}; choose another folder or format")
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as e:

@@ -25,9 +25,16 @@ from cyclegan_tf.errors import UserError
 SAVE_SECONDS = 600  # a checkpoint at least every 10 minutes, whatever --save_every says
 
 
-def make_strategy(name: str) -> tf.distribute.Strategy:
+def make_strategy(name: str, batch_size: int = 1) -> tf.distribute.Strategy:
+    """auto: all GPUs when the batch splits evenly over them, one GPU otherwise, else the CPU."""
     if name == "auto":
-        name = "mirrored" if tf.config.list_logical_devices("GPU") else "default"
+        gpus = tf.config.list_logical_devices("GPU")
+        if len(gpus) > 1 and batch_size % len(gpus) == 0:
+            name = "mirrored"
+        elif gpus:
+            return tf.distribute.OneDeviceStrategy(gpus[0].name)
+        else:
+            name = "default"
     if name == "default":
         return tf.distribute.get_strategy()
     if name == "mirrored":
@@ -73,6 +80,8 @@ def prepare(cfg: TrainConfig, explicit: set[str]) -> tuple[TrainConfig, Path]:
         raise UserError(f"--image_size={cfg.image_size}: {cfg.netG} needs a multiple of {multiple}")
     if cfg.pool_size > 0 and cfg.preprocess in ("scale_width", "none"):
         raise UserError(f"--preprocess={cfg.preprocess} gives images of varying size; it needs --pool_size=0")
+    if cfg.preprocess in ("resize_and_crop", "scale_width_and_crop") and cfg.load_size < cfg.image_size:
+        raise UserError(f"--load_size={cfg.load_size} is smaller than the crop --image_size={cfg.image_size}")
     for name in ("batch_size", "save_every", "summary_every", "log_every"):
         if getattr(cfg, name) < 1:
             raise UserError(f"--{name}={getattr(cfg, name)}: must be at least 1")
@@ -107,17 +116,18 @@ def train(cfg: TrainConfig, explicit: set[str] | None = None) -> int:
     cfg, folder = prepare(cfg, explicit or set())
     if cfg.deterministic:
         tf.config.experimental.enable_op_determinism()
-    strategy = make_strategy(cfg.strategy)  # first: multi-worker collectives must be set up before any op
+    # First: multi-worker collectives must be set up before any other op.
+    strategy = make_strategy(cfg.strategy, cfg.batch_size)
     x_files, y_files = records.resolve_files(cfg.X), records.resolve_files(cfg.Y)
     records.check_schema(x_files), records.check_schema(y_files)
     x_count, y_count = records.count_records(x_files), records.count_records(y_files)
     replicas = strategy.num_replicas_in_sync
     if cfg.batch_size % replicas:
         raise UserError(f"--batch_size={cfg.batch_size} must be a multiple of the {replicas} replicas")
-    chief = is_chief()
+    chief = cfg.strategy != "multi_worker" or is_chief()
     steps_per_epoch = data.steps_per_epoch(x_count, y_count, cfg.batch_size)
     with strategy.scope():
-        model = CycleGAN(cfg, steps_per_epoch, cfg.batch_size, cfg.batch_size // replicas)
+        model = CycleGAN(cfg, steps_per_epoch, cfg.batch_size)
     ckpt_dir = folder if chief else folder / f"worker-temp-{os.getpid()}"  # only the chief's copy is kept
     try:
         ckpt_dir.mkdir(parents=True, exist_ok=True)
@@ -194,7 +204,8 @@ def train(cfg: TrainConfig, explicit: set[str] | None = None) -> int:
         bar.close()
         kept = tf.train.latest_checkpoint(str(folder))
         print(f"error: a loss became NaN or infinite by step {step}; training stopped. The last good "
-              f"checkpoint is {kept or 'none'}: lower --learning_rate, then resume from it.", file=sys.stderr)
+              f"checkpoint is {kept or 'none'}: lower --learning_rate, then resume with --load_model {folder}",
+              file=sys.stderr)
         return 1
     finally:
         stop.restore()
@@ -203,8 +214,8 @@ def train(cfg: TrainConfig, explicit: set[str] | None = None) -> int:
         if not chief and tf.io.gfile.exists(str(ckpt_dir)):
             tf.io.gfile.rmtree(str(ckpt_dir))
     if stop.signum:
-        print(f"stopped by signal {stop.signum} at step {step}; checkpoint saved in {folder}; "
-              f"run the same command again to resume", flush=True)
+        print(f"stopped by signal {stop.signum} at step {step}; checkpoint saved; resume with "
+              f"python train.py --load_model {folder}", flush=True)
         return 128 + stop.signum
     print(f"training finished: {step} steps; checkpoint {manager.latest_checkpoint}", flush=True)
     if cfg.strategy == "multi_worker":  # lets a user (and the tests) check that the workers agree

@@ -81,6 +81,10 @@ def write_records(path: str, examples: Iterable[bytes], num_shards: int = 1) -> 
             w.close()
         for t, f in zip(temps, finals):
             os.replace(t, f)
+        # A previous build with another shard layout must not be read back with this one.
+        for stale in [path, *glob.glob(glob.escape(path) + "-?????-of-?????")]:
+            if stale not in finals and os.path.isfile(stale):
+                os.remove(stale)
     finally:
         for w in writers:
             w.close()

@@ -90,21 +90,3 @@ def write_folder(images: np.ndarray, folder: str | Path, fmt: str = "jpg", quali
         paths.append(p)
     return paths
 
-
-def main(argv: list[str] | None = None) -> None:
-    import argparse
-
-    p = argparse.ArgumentParser(description="Writes trainA/ (textures) and trainB/ (colour-mapped textures).")
-    p.add_argument("--out", required=True)
-    p.add_argument("--size", type=int, default=64)
-    p.add_argument("--count", type=int, default=64)
-    p.add_argument("--seed", type=int, default=0)
-    args = p.parse_args(argv)
-    # Independent draws for the two domains: the training sets are unpaired.
-    a = write_folder(textures(args.count, args.size, args.seed), Path(args.out) / "trainA")
-    b = write_folder(colour_map(textures(args.count, args.size, args.seed + 1)), Path(args.out) / "trainB")
-    print(f"wrote {len(a)} images to {Path(args.out) / 'trainA'} and {len(b)} to {Path(args.out) / 'trainB'}")
-
-
-if __name__ == "__main__":
-    main()

@@ -187,3 +187,14 @@ def test_check_schema_rejects_foreign_records(tmp_path: Path) -> None:
         records.check_schema([str(tmp_path / "junk.tfrecords")])
     with pytest.raises(UserError, match="no such TFRecord"):
         records.resolve_files(str(tmp_path / "absent.tfrecords"))
+
+
+def test_rebuilding_with_another_shard_layout_leaves_no_stale_files(image_folder, tmp_path: Path) -> None:
+    folder = image_folder("X", n=5)
+    out = str(tmp_path / "x.tfrecords")
+    build.build_folder("X", str(folder), out, num_shards=3)
+    build.build_folder("X", str(folder), out, num_shards=2)
+    assert records.resolve_files(out) == [f"{out}-0000{i}-of-00002" for i in range(2)]
+    build.build_folder("X", str(folder), out)
+    assert records.resolve_files(out) == [out] and sorted(p.name for p in tmp_path.glob("x.tfrecords*")) == [
+        "x.tfrecords"]

@@ -20,7 +20,7 @@ def weights(model: CycleGAN) -> list[np.ndarray]:
                                      {"gan_mode": "wgangp", "norm": "batch", "upsample": "resize", "netD": "pixel"}])
 def test_a_step_trains_everything_with_finite_losses(options: dict) -> None:
     cfg = TrainConfig(**{**SMALL, **options}).resolved()
-    model = CycleGAN(cfg, steps_per_epoch=10, global_batch=2, replica_batch=2)
+    model = CycleGAN(cfg, steps_per_epoch=10, global_batch=2)
     before = weights(model)
     step = model.make_train_step(tf.distribute.get_strategy())
     loss = step(batch(2, 1), batch(2, 2))
@@ -41,12 +41,12 @@ def test_mirrored_matches_default_strategy() -> None:
     """
     cfg = TrainConfig(**SMALL, norm="none").resolved()
     x, y = batch(2, 4), batch(2, 5)
-    single = CycleGAN(cfg, 10, global_batch=2, replica_batch=2)
+    single = CycleGAN(cfg, 10, global_batch=2)
     loss_single = single.make_train_step(tf.distribute.get_strategy())(x, y)
 
     strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
     with strategy.scope():
-        mirrored = CycleGAN(cfg, 10, global_batch=2, replica_batch=1)
+        mirrored = CycleGAN(cfg, 10, global_batch=2)
     ds = strategy.experimental_distribute_dataset(tf.data.Dataset.from_tensors((x, y)))
     xd, yd = next(iter(ds))
     loss_mirrored = mirrored.make_train_step(strategy)(xd, yd)

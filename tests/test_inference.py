@@ -63,6 +63,11 @@ def test_errors(model: str, tmp_path: Path) -> None:
         run(model, str(tmp_path / "nothing*.jpg"), str(tmp_path / "out"))
     with pytest.raises(UserError, match="no SavedModel"):
         run(str(tmp_path / "nomodel"), str(write_kind(tmp_path, "jpg")), str(tmp_path / "o.png"))
+    src = tmp_path / "photos"
+    src.mkdir()
+    write_kind(src, "jpg")
+    with pytest.raises(UserError, match="would overwrite the input"):
+        run(model, str(src), str(src))
     with pytest.raises(UserError, match="use .png"):
         run(model, str(write_kind(tmp_path, "jpg")), str(tmp_path / "o.gif"))
 

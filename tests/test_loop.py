@@ -58,6 +58,8 @@ def test_resume_continues_where_it_stopped(records: dict, tmp_path: Path, capsys
     # vanhuyz's --load_model, with nothing else: every option comes from flags.json
     assert train(TrainConfig(load_model=str(run))) == 0
     assert "already finished its 2 steps" in capsys.readouterr().out
+    with pytest.raises(UserError, match="--image_size=64 does not match"):
+        train(TrainConfig(load_model=str(run), image_size=64), explicit={"image_size"})
     assert train(TrainConfig(load_model=str(run), max_steps=4), explicit={"max_steps"}) == 0
     assert "resuming" in capsys.readouterr().out
     assert tf.train.latest_checkpoint(str(run)).endswith("ckpt-4")
@@ -91,6 +93,7 @@ def test_nan_stops_and_keeps_the_last_good_checkpoint(records: dict, tmp_path: P
     ({"image_size": 30}, "needs a multiple of 4"),
     ({"preprocess": "none"}, "--pool_size=0"),
     ({"batch_size": 0}, "--batch_size=0"),
+    ({"load_size": 30}, "--load_size=30 is smaller"),
 ])
 def test_bad_options(records: dict, tmp_path: Path, change: dict, match: str) -> None:
     with pytest.raises(UserError, match=match):
