@@ -9,6 +9,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from cyclegan_tf import atomic
 from cyclegan_tf.errors import UserError
 
 # Changing these on resume would not fit the saved weights (image_size and pool_size: the pools' shape).
@@ -86,9 +87,7 @@ class TrainConfig:
         return c
 
     def save(self, path: Path) -> None:
-        tmp = path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True) + "\n")
-        tmp.replace(path)
+        atomic.write_text(path, json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True) + "\n")
 
     @classmethod
     def load(cls, path: Path) -> dict:

@@ -15,7 +15,7 @@ import sys
 import time
 from pathlib import Path
 
-from cyclegan_tf import evaluate
+from cyclegan_tf import atomic, evaluate
 from cyclegan_tf.datasets import shapescapes
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -58,7 +58,7 @@ def run_demo(out: Path, plan: dict, seed: int = 0) -> dict:
         "labels2photo_identity": evaluate.evaluate(data / "testA", real=data / "trainB", truth=data / "testB"),
         "plan": plan, "seconds": round(time.time() - start),
     }
-    (out / "scores.json").write_text(json.dumps(scores, indent=2) + "\n")
+    atomic.write_text(out / "scores.json", json.dumps(scores, indent=2) + "\n")
     _page(out, data, results, scores)
     for name in ("photo2labels", "photo2labels_identity", "labels2photo", "labels2photo_identity"):
         print(evaluate.table(scores[name], name))
@@ -94,7 +94,7 @@ TensorBoard: <code>tensorboard --logdir {html.escape(str(out / 'checkpoints'))}<
 <h2>labels → photo: input | output | ground truth</h2><table>{rows('labels2photo', 'testA', 'testB')}</table>
 </body></html>
 """
-    (out / "index.html").write_text(page)
+    atomic.write_text(out / "index.html", page)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from cyclegan_tf import atomic
 from cyclegan_tf.errors import UserError
 from cyclegan_tf.imagefiles import BadImage, find_images, open_rgb
 
@@ -174,9 +174,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     print(table(scores, f"scores of {args.generated or args.model}"))
     if args.json:
-        tmp_json = f"{args.json}.tmp-{os.getpid()}"
-        Path(tmp_json).write_text(json.dumps(scores, indent=2) + "\n")
-        os.replace(tmp_json, args.json)
+        atomic.write_text(args.json, json.dumps(scores, indent=2) + "\n")
     return 0
 
 

@@ -19,6 +19,7 @@ import keras
 import tensorflow as tf
 
 from cyclegan_tf import networks
+from cyclegan_tf.atomic import atomic_path
 from cyclegan_tf.errors import UserError
 
 
@@ -108,13 +109,10 @@ def to_onnx(saved_model: Path, output: Path) -> Path:
         raise UserError("--onnx needs tf2onnx: pip install 'cyclegan_tf[onnx]'") from None
     loaded = tf.saved_model.load(str(saved_model))  # kept referenced: its variables die with it
     spec = [tf.TensorSpec([None, None, None, 3], tf.float32, name="images")]
-    tmp = output.with_name(f".{output.name}.tmp-{os.getpid()}")
     try:
-        fn = tf.function(lambda images: loaded.translate(images)["images"])
-        tf2onnx.convert.from_function(fn, input_signature=spec, opset=17, output_path=str(tmp))
-        tmp.replace(output)
+        with atomic_path(output) as tmp:
+            fn = tf.function(lambda images: loaded.translate(images)["images"])
+            tf2onnx.convert.from_function(fn, input_signature=spec, opset=17, output_path=str(tmp))
     except Exception as e:  # noqa: BLE001 - tf2onnx raises many kinds for an unsupported graph
         raise UserError(f"ONNX conversion of {saved_model} failed: {str(e).splitlines()[0][:300]}") from None
-    finally:
-        tmp.unlink(missing_ok=True)
     return output

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import glob
 import html
-import os
 import shutil
 import sys
 import time
@@ -20,6 +19,7 @@ import tensorflow as tf
 from PIL import Image
 from tqdm import tqdm
 
+from cyclegan_tf.atomic import atomic_path, write_text
 from cyclegan_tf.errors import UserError
 from cyclegan_tf.imagefiles import IMAGE_EXTENSIONS, BadImage, find_images, open_rgb
 
@@ -62,12 +62,8 @@ def _inputs(pattern: str) -> tuple[list[Path], bool]:
 
 def _save(img: np.ndarray, path: Path, quality: int) -> None:
     fmt = OUTPUT_FORMATS[path.suffix.lower()]
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
+    with atomic_path(path) as tmp:
         Image.fromarray(img).save(tmp, format=fmt, **({"quality": quality} if fmt != "PNG" else {}))
-        tmp.replace(path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def run(model: str, input_pattern: str, output: str, *, batch_size: int = 1, image_size: int = 0,
@@ -155,9 +151,7 @@ def _gallery(folder: Path, summary: Summary) -> None:
             "<style>img{max-width:384px}td{padding:4px;vertical-align:top;font-family:sans-serif}</style></head>"
             f"<body><h1>Results ({len(rows)} images)</h1><table><tr><th>file</th><th>input</th><th>output</th></tr>"
             + "".join(rows) + "</table></body></html>\n")
-    tmp = folder / f".index.html.tmp-{os.getpid()}"
-    tmp.write_text(page)
-    tmp.replace(folder / "index.html")
+    write_text(folder / "index.html", page)
 
 
 def timed_run(**kwargs) -> str:
