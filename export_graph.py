@@ -29,11 +29,11 @@ def main(argv: list[str]) -> None:
         raise UserError(f"unexpected argument {argv[1]!r} (flags take the form --name=value)")
     if not FLAGS.checkpoint_dir:
         raise UserError("--checkpoint_dir is required: the run folder written by train.py")
-    run = FLAGS.checkpoint_dir
-    if not os.path.isdir(run) and os.path.isdir(os.path.join("checkpoints", run)):
-        run = os.path.join("checkpoints", run)
     logging.set_verbosity(logging.WARNING)
     from cyclegan_tf.export import export, model_name, to_onnx  # TensorFlow loads here
+    from cyclegan_tf.loop import find_run
+
+    run = find_run(FLAGS.checkpoint_dir, "--checkpoint_dir")
 
     for direction, value in (("XtoY", FLAGS.XtoY_model), ("YtoX", FLAGS.YtoX_model)):
         if not value:

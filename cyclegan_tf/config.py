@@ -86,6 +86,10 @@ class TrainConfig:
             c.gan_mode = "vanilla"
         return c
 
+    def generator_kwargs(self) -> dict:
+        """networks.define_G arguments (of a resolved config)."""
+        return dict(netG=self.netG, ngf=self.ngf, norm=self.norm, upsample=self.upsample, use_dropout=self.use_dropout)
+
     def save(self, path: Path) -> None:
         atomic.write_text(path, json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True) + "\n")
 

@@ -51,7 +51,7 @@ class CycleGAN(tf.Module):
         # Keras draws unseeded initialiser seeds from Python's `random`. TensorFlow's global seed is
         # left alone: every random op of ours is stateless, and tf.data rejects tensor seeds under it.
         random.seed(cfg.seed)
-        g = dict(netG=cfg.netG, ngf=cfg.ngf, norm=cfg.norm, upsample=cfg.upsample, use_dropout=cfg.use_dropout)
+        g = cfg.generator_kwargs()
         d = dict(netD=cfg.netD, ndf=cfg.ndf, n_layers_D=cfg.n_layers_D, norm=cfg.norm)
         self.G, self.F = networks.define_G(**g, name="G"), networks.define_G(**g, name="F")
         self.D_Y, self.D_X = networks.define_D(**d, name="D_Y"), networks.define_D(**d, name="D_X")

@@ -55,12 +55,17 @@ def is_chief() -> bool:
     return task.get("type") == "worker" and task.get("index", 0) == 0 and "chief" not in cluster
 
 
+def find_run(name: str | Path, flag: str) -> Path:
+    """A run folder given as a path or as a run name under checkpoints/ (vanhuyz's --load_model form)."""
+    for candidate in (Path(name), Path("checkpoints") / name):
+        if candidate.is_dir():
+            return candidate
+    raise UserError(f"{flag}={name}: no such run folder (nor checkpoints/{name})")
+
+
 def run_dir(cfg: TrainConfig) -> Path:
     if cfg.load_model:
-        for candidate in (Path(cfg.load_model), Path("checkpoints") / cfg.load_model):
-            if candidate.is_dir():
-                return candidate
-        raise UserError(f"--load_model={cfg.load_model}: no such run folder (nor checkpoints/{cfg.load_model})")
+        return find_run(cfg.load_model, "--load_model")
     return Path(cfg.checkpoint_dir or f"checkpoints/{datetime.now():%Y%m%d-%H%M}")
 
 
@@ -133,10 +138,11 @@ def train(cfg: TrainConfig, explicit: set[str] | None = None) -> int:
         ckpt_dir.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise UserError(f"--checkpoint_dir={folder}: cannot create ({e.strerror})") from None
-    manager = tf.train.CheckpointManager(model.checkpoint(), str(ckpt_dir), max_to_keep=cfg.keep_checkpoints)
+    checkpoint = model.checkpoint()
+    manager = tf.train.CheckpointManager(checkpoint, str(ckpt_dir), max_to_keep=cfg.keep_checkpoints)
     latest = tf.train.latest_checkpoint(str(folder))
     if latest:
-        model.checkpoint().restore(latest).assert_existing_objects_matched()
+        checkpoint.restore(latest).assert_existing_objects_matched()
     step = int(model.step.numpy())
     if chief:
         cfg.save(folder / "flags.json")
@@ -234,8 +240,7 @@ def restore_generators(folder: str | Path, with_flags: bool = False) -> tuple:
         raise UserError(f"{folder}: no checkpoint of a training run (flags.json and ckpt-N files)")
     flags = TrainConfig.load(folder / "flags.json")
     cfg = TrainConfig(**flags).resolved()
-    g = dict(netG=cfg.netG, ngf=cfg.ngf, norm=cfg.norm, upsample=cfg.upsample, use_dropout=cfg.use_dropout)
-    G, F = networks.define_G(**g, name="G"), networks.define_G(**g, name="F")
+    G, F = (networks.define_G(**cfg.generator_kwargs(), name=n) for n in ("G", "F"))
     step = tf.Variable(0, dtype=tf.int64)
     tf.train.Checkpoint(G=G, F=F, step=step).restore(latest).expect_partial()
     return (G, F, flags, int(step.numpy())) if with_flags else (G, F)

@@ -112,4 +112,5 @@ def test_cli_vanhuyz_flags_and_one_line_error(trained_run: Path, tmp_path: Path)
     assert (tmp_path / "pretrained/woman2man/saved_model.pb").exists() and "SavedModel folder" in r.stdout
     r = subprocess.run([*cli, "--checkpoint_dir=nowhere"], capture_output=True, text=True, cwd=tmp_path, timeout=300)
     assert r.returncode == 2 and "Traceback" not in r.stderr
-    assert r.stderr.strip().splitlines()[-1] == "error: nowhere: no such run folder"
+    assert r.stderr.strip().splitlines()[-1] == "error: --checkpoint_dir=nowhere: no such run folder " \
+                                                "(nor checkpoints/nowhere)"
