@@ -15,7 +15,8 @@ from cyclegan_tf.errors import UserError, guarded  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("checkpoint_dir", "", "Run folder of train.py (or a run name under checkpoints/).")
-flags.DEFINE_string("XtoY_model", "apple2orange", "Name of the X→Y (G) export; '' skips it.")
+flags.DEFINE_string("XtoY_model", "apple2orange", "Name of the X→Y (G) export, or of a pix2pix run's G; "
+                    "'' skips it.")
 flags.DEFINE_string("YtoX_model", "orange2apple", "Name of the Y→X (F) export; '' skips it.")
 flags.DEFINE_integer("image_size", 0, "0: any input size (padded to what the generator needs); "
                      "S > 0: resize inputs to S×S and back, as vanhuyz's export did.")
@@ -30,12 +31,18 @@ def main(argv: list[str]) -> None:
     if not FLAGS.checkpoint_dir:
         raise UserError("--checkpoint_dir is required: the run folder written by train.py")
     logging.set_verbosity(logging.WARNING)
+    from cyclegan_tf.config import TrainConfig
     from cyclegan_tf.export import export, model_name, to_onnx  # TensorFlow loads here
     from cyclegan_tf.loop import find_run
 
     run = find_run(FLAGS.checkpoint_dir, "--checkpoint_dir")
-
-    for direction, value in (("XtoY", FLAGS.XtoY_model), ("YtoX", FLAGS.YtoX_model)):
+    jobs = [("XtoY", FLAGS.XtoY_model), ("YtoX", FLAGS.YtoX_model)]
+    flags_file = run / "flags.json"
+    if flags_file.exists() and TrainConfig.load(flags_file).get("model") == "pix2pix":
+        if FLAGS["YtoX_model"].present and FLAGS.YtoX_model:
+            print(f"note: {run} is a pix2pix run with one generator; --YtoX_model={FLAGS.YtoX_model} is skipped")
+        jobs = jobs[:1]
+    for direction, value in jobs:
         if not value:
             continue
         name = model_name(value)

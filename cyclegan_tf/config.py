@@ -14,7 +14,9 @@ from cyclegan_tf.errors import UserError
 
 # Changing these on resume would not fit the saved weights (image_size and pool_size: the pools' shape).
 ARCHITECTURE = ("model", "netG", "netD", "ngf", "ndf", "n_layers_D", "norm", "upsample", "use_dropout", "image_size",
-                "pool_size")
+                "pool_size", "direction")
+# The official code's defaults for pix2pix where they differ from CycleGAN's; flags given explicitly win.
+MODEL_DEFAULTS = {"pix2pix": dict(netG="unet_256", norm="batch", gan_mode="vanilla", use_dropout=True, pool_size=0)}
 
 
 def _f(default, help: str, choices: tuple | None = None):  # noqa: A002 - mirrors absl's name
@@ -25,7 +27,11 @@ def _f(default, help: str, choices: tuple | None = None):  # noqa: A002 - mirror
 class TrainConfig:
     X: str = _f("", "TFRecord file (or shards) of domain X.")
     Y: str = _f("", "TFRecord file (or shards) of domain Y.")
-    model: str = _f("cycle_gan", "Model to train.", ("cycle_gan",))
+    model: str = _f("cycle_gan", "cycle_gan (unpaired --X and --Y) | pix2pix (pairs in --X from build_data.py "
+                    "--paired; defaults become --netG unet_256 --norm batch --gan_mode vanilla --use_dropout "
+                    "--pool_size 0).", ("cycle_gan", "pix2pix"))
+    direction: str = _f("AtoB", "pix2pix: translate a pair's first image (A) to its second (B), or BtoA.",
+                        ("AtoB", "BtoA"))
     checkpoint_dir: str = _f("", "Run folder (default checkpoints/<YYYYmmdd-HHMM>); an existing one resumes.")
     load_model: str = _f("", "Resume this run (a folder, or a run name under checkpoints/).")
     # Networks
@@ -47,6 +53,7 @@ class TrainConfig:
     lambda2: float = _f(10.0, "Weight of the cycle loss Y → X → Y.")
     lambda_identity: float = _f(0.5, "Identity loss weight, times lambda1/lambda2; 0 skips its forward passes.")
     lambda_gp: float = _f(10.0, "Gradient penalty weight (wgangp).")
+    lambda_L1: float = _f(100.0, "pix2pix: weight of the L1 distance between output and target.")
     pool_size: int = _f(50, "Past fakes kept per domain for the discriminators; 0 disables the pool.")
     # Optimisation
     learning_rate: float = _f(2e-4, "Adam learning rate.")
@@ -72,6 +79,15 @@ class TrainConfig:
     summary_every: int = _f(100, "TensorBoard images every this many steps.")
     log_every: int = _f(10, "Loss scalars, log line and NaN check every this many steps.")
     keep_checkpoints: int = _f(3, "Checkpoints to keep.")
+
+    def changed(self) -> set[str]:
+        """Options that differ from their defaults (what a caller of the Python API chose)."""
+        return {f.name for f in dataclasses.fields(self) if getattr(self, f.name) != f.default}
+
+    def with_model_defaults(self, explicit: set[str]) -> TrainConfig:
+        """The model's own defaults (pix2pix differs from CycleGAN) for options not given explicitly."""
+        defaults = MODEL_DEFAULTS.get(self.model, {})
+        return dataclasses.replace(self, **{k: v for k, v in defaults.items() if k not in explicit})
 
     def resolved(self) -> TrainConfig:
         """Fills the defaults that depend on other options."""

@@ -4,7 +4,7 @@ The stream is a pure function of (files, seed, start index): epoch e shuffles wi
 from (seed, e), and each image's random crop and flip use a stateless seed derived from (seed, e,
 its index in the epoch). Resuming training at step s therefore needs no saved iterator: the stream
 restarts at image s·batch_size, skipping records before they are decoded. The two CycleGAN domains
-are read independently (unpaired) and zipped.
+are read independently (unpaired) and zipped; pix2pix pairs come from one file, cropped and flipped alike.
 """
 from __future__ import annotations
 
@@ -150,6 +150,16 @@ def unpaired_dataset(x_files: list[str], x_count: int, y_files: list[str], y_cou
     x = domain_dataset(x_files, x_count, batch_size=batch_size, cfg=cfg, seed=2 * seed, start=start)
     y = domain_dataset(y_files, y_count, batch_size=batch_size, cfg=cfg, seed=2 * seed + 1, start=start)
     return tf.data.Dataset.zip((x, y)).prefetch(tf.data.AUTOTUNE)
+
+
+def paired_dataset(files: list[str], count: int, *, batch_size: int = 1, cfg: Preprocess = Preprocess(),
+                   seed: int = 0, start_step: int = 0, swap: bool = False) -> tf.data.Dataset:
+    """Endless (input, target) batches of aligned pairs (pix2pix): (A, B), or (B, A) with `swap`."""
+    ds = domain_dataset(files, count, batch_size=batch_size, cfg=cfg, seed=2 * seed, start=start_step * batch_size,
+                        paired=True)
+    if swap:
+        ds = ds.map(lambda a, b: (b, a))
+    return ds.prefetch(tf.data.AUTOTUNE)
 
 
 def steps_per_epoch(x_count: int, y_count: int, batch_size: int) -> int:

@@ -3,6 +3,8 @@
   python -m cyclegan_tf.evaluate --generated out/ --real data/shapescapes/testB [--truth data/shapescapes/testB]
   python -m cyclegan_tf.evaluate --model pretrained/photo2labels --input data/shapescapes/testB \
       --truth data/shapescapes/testA --labels
+  python -m cyclegan_tf.evaluate --model pretrained/photo2labels --model pretrained/photo2labels_pix2pix \
+      --identity --input data/shapescapes/testB --truth data/shapescapes/testA --labels   # side by side
 
 - FID and KID use the standard FID InceptionV3 pool3 features (cyclegan_tf.fid_inception). FID is
   biased upward for small n, so n is reported, and `--floor` adds the real-vs-real score of two
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 from pathlib import Path
@@ -143,11 +146,28 @@ def table(scores: dict, title: str = "") -> str:
     return "\n".join(([title] if title else []) + [f"  {k:<{width}}  {v}" for k, v in rows])
 
 
+def comparison(columns: dict[str, dict], title: str = "") -> str:
+    """Several models' scores side by side (one column each)."""
+    names = list(columns)
+    keys = [k for k in columns[names[0]] if not isinstance(columns[names[0]][k], dict)]
+    cell = [[f"{c.get(k):.4f}" if isinstance(c.get(k), float) else str(c.get(k, "")) for c in columns.values()]
+            for k in keys]
+    widths = [max(len(n), *(len(row[i]) for row in cell)) for i, n in enumerate(names)]
+    kw = max(len(k) for k in keys)
+    lines = [f"  {'':<{kw}}  " + "  ".join(f"{n:>{w}}" for n, w in zip(names, widths))]
+    lines += [f"  {k:<{kw}}  " + "  ".join(f"{v:>{w}}" for v, w in zip(row, widths)) for k, row in zip(keys, cell)]
+    return "\n".join(([title] if title else []) + lines)
+
+
 def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow's start-up chatter is not for users
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--generated", help="folder of translated images")
-    p.add_argument("--model", help="exported model: translate --input first (instead of --generated)")
+    p.add_argument("--generated", action="append", default=[],
+                   help="folder of translated images (repeat to compare several side by side)")
+    p.add_argument("--model", action="append", default=[],
+                   help="exported model: translate --input first (repeat to compare, e.g. CycleGAN and pix2pix)")
     p.add_argument("--input", help="with --model: the folder to translate")
+    p.add_argument("--identity", action="store_true", help="also score --input itself (the identity baseline)")
     p.add_argument("--real", help="folder of real images of the target domain (FID/KID)")
     p.add_argument("--truth", help="folder of paired ground truth, matched by file name")
     p.add_argument("--labels", action="store_true", help="outputs are label maps: FCN-score protocol")
@@ -156,26 +176,39 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     try:
         with tempfile.TemporaryDirectory() as tmp:
-            generated = args.generated
-            if args.model:
-                if not args.input:
-                    raise UserError("--model needs --input, the folder to translate")
+            folders = {}
+            if (args.model or args.identity) and not args.input:
+                raise UserError("--model and --identity need --input, the folder to translate")
+            for i, model in enumerate(args.model):
                 from cyclegan_tf.inference import run
 
-                run(args.model, args.input, tmp, fmt="png")
-                generated = tmp
-            if not generated:
+                run(model, args.input, f"{tmp}/{i}", fmt="png")
+                folders[_column(model, folders)] = f"{tmp}/{i}"
+            for folder in args.generated:
+                folders[_column(folder, folders)] = folder
+            if args.identity:
+                folders["identity"] = args.input
+            if not folders:
                 raise UserError("give --generated, or --model with --input")
             if not (args.real or args.truth):
                 raise UserError("give --real (FID/KID) and/or --truth (paired scores)")
-            scores = evaluate(generated, args.real, args.truth, args.labels, args.floor)
+            scores = {name: evaluate(f, args.real, args.truth, args.labels, args.floor) for name, f in folders.items()}
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    print(table(scores, f"scores of {args.generated or args.model}"))
+    if len(scores) == 1:
+        (name, scores), = scores.items()
+        print(table(scores, f"scores of {name}"))
+    else:
+        print(comparison(scores, "scores"))
     if args.json:
         atomic.write_text(args.json, json.dumps(scores, indent=2) + "\n")
     return 0
+
+
+def _column(path: str, taken: dict) -> str:
+    name = Path(path).name or str(path)
+    return name if name not in taken else f"{name} ({len(taken)})"
 
 
 if __name__ == "__main__":

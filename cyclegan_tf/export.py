@@ -6,7 +6,8 @@ Signatures:
   translate        float32 [N, H, W, 3] in [0, 255] → float32 [N, H, W, 3] in [0, 255].
 Any H, W: the graph reflect-pads to the multiple the generator needs and crops back; or, with
 image_size > 0, resizes to that square and back (vanhuyz's behaviour). The training flags, the
-training step and the direction are stored as variables: `m.flags_json`, `m.train_step`, `m.direction`.
+training step and the direction (XtoY or YtoX; a pix2pix run's AtoB or BtoA) are stored as variables:
+`m.flags_json`, `m.train_step`, `m.direction`.
 """
 from __future__ import annotations
 
@@ -66,11 +67,18 @@ def model_name(value: str) -> str:
 
 
 def export(run: str | Path, direction: str, target: str | Path, image_size: int = 0) -> Path:
-    """Writes the SavedModel of G (direction "XtoY") or F ("YtoX") of a run; replaces `target` atomically."""
+    """Writes the SavedModel of G (direction "XtoY") or F ("YtoX") of a run; replaces `target` atomically.
+
+    A pix2pix run's one generator is "XtoY"; its stored direction is the run's (AtoB or BtoA)."""
     from cyclegan_tf.loop import restore_generators
 
     G, F, cfg, step = restore_generators(run, with_flags=True)
     gen = G if direction == "XtoY" else F
+    if gen is None:
+        raise UserError(f"{run} is a pix2pix run: it has one generator ({cfg.get('direction', 'AtoB')}), "
+                        "exported with --XtoY_model")
+    if cfg.get("model") == "pix2pix":
+        direction = cfg.get("direction", "AtoB")
     multiple = networks.generator_multiple(cfg["netG"])
     if image_size and image_size % multiple:
         raise UserError(f"--image_size={image_size}: {cfg['netG']} needs a multiple of {multiple}")

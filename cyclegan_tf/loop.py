@@ -19,8 +19,12 @@ from tqdm import tqdm
 
 from cyclegan_tf import data, networks, records
 from cyclegan_tf.config import TrainConfig
-from cyclegan_tf.cyclegan import LOSS_NAMES, CycleGAN
+from cyclegan_tf.cyclegan import CycleGAN
 from cyclegan_tf.errors import UserError
+from cyclegan_tf.gan import GANModel
+from cyclegan_tf.pix2pix import Pix2Pix
+
+MODELS: dict[str, type[GANModel]] = {"cycle_gan": CycleGAN, "pix2pix": Pix2Pix}
 
 SAVE_SECONDS = 600  # a checkpoint at least every 10 minutes, whatever --save_every says
 
@@ -77,8 +81,15 @@ def prepare(cfg: TrainConfig, explicit: set[str]) -> tuple[TrainConfig, Path]:
         cfg = cfg.check_resume(TrainConfig.load(flags_file), explicit)
     elif cfg.load_model:
         raise UserError(f"--load_model={cfg.load_model}: {flags_file} is missing, not a run folder")
+    else:
+        cfg = cfg.with_model_defaults(explicit)
     cfg = cfg.resolved()
-    if not cfg.X or not cfg.Y:
+    if cfg.model == "pix2pix":
+        if not cfg.X:
+            raise UserError("--X is required: the paired TFRecord file from build_data.py --paired")
+        if cfg.Y:
+            raise UserError(f"--Y={cfg.Y}: pix2pix reads its pairs from --X alone (build_data.py --paired); drop --Y")
+    elif not cfg.X or not cfg.Y:
         raise UserError("--X and --Y are required: TFRecord files from build_data.py")
     multiple = networks.generator_multiple(cfg.netG)
     if cfg.image_size % multiple:
@@ -118,21 +129,24 @@ def _grid(*images: tf.Tensor) -> tf.Tensor:
 
 def train(cfg: TrainConfig, explicit: set[str] | None = None) -> int:
     """Trains until the schedule ends (exit status 0), a signal (128 + signum) or a NaN loss (1)."""
-    cfg, folder = prepare(cfg, explicit or set())
+    cfg, folder = prepare(cfg, cfg.changed() if explicit is None else explicit)
     if cfg.deterministic:
         tf.config.experimental.enable_op_determinism()
     # First: multi-worker collectives must be set up before any other op.
     strategy = make_strategy(cfg.strategy, cfg.batch_size)
-    x_files, y_files = records.resolve_files(cfg.X), records.resolve_files(cfg.Y)
-    records.check_schema(x_files), records.check_schema(y_files)
-    x_count, y_count = records.count_records(x_files), records.count_records(y_files)
+    paired = cfg.model == "pix2pix"
+    x_files = records.resolve_files(cfg.X)
+    y_files = x_files if paired else records.resolve_files(cfg.Y)
+    records.check_schema(x_files, paired), records.check_schema(y_files)
+    x_count = records.count_records(x_files)
+    y_count = x_count if paired else records.count_records(y_files)
     replicas = strategy.num_replicas_in_sync
     if cfg.batch_size % replicas:
         raise UserError(f"--batch_size={cfg.batch_size} must be a multiple of the {replicas} replicas")
     chief = cfg.strategy != "multi_worker" or is_chief()
     steps_per_epoch = data.steps_per_epoch(x_count, y_count, cfg.batch_size)
     with strategy.scope():
-        model = CycleGAN(cfg, steps_per_epoch, cfg.batch_size)
+        model = MODELS[cfg.model](cfg, steps_per_epoch, cfg.batch_size)
     ckpt_dir = folder if chief else folder / f"worker-temp-{os.getpid()}"  # only the chief's copy is kept
     try:
         ckpt_dir.mkdir(parents=True, exist_ok=True)
@@ -146,16 +160,21 @@ def train(cfg: TrainConfig, explicit: set[str] | None = None) -> int:
     step = int(model.step.numpy())
     if chief:
         cfg.save(folder / "flags.json")
-        print(f"{'resuming ' + str(folder) + ' at step ' + str(step) if latest else 'training in ' + str(folder)}: "
-              f"|X| = {x_count}, |Y| = {y_count}, {steps_per_epoch} steps per epoch, {model.total_steps} steps, "
+        where = f"resuming {folder} at step {step}" if latest else f"training in {folder}"
+        sizes = f"{x_count} pairs ({cfg.direction})" if paired else f"|X| = {x_count}, |Y| = {y_count}"
+        print(f"{where}: {cfg.model}, {sizes}, {steps_per_epoch} steps per epoch, {model.total_steps} steps, "
               f"{replicas} replica(s)", flush=True)
     if step >= model.total_steps:
         print(f"{folder} already finished its {model.total_steps} steps; nothing to do")
         return 0
 
     preprocess = data.Preprocess(cfg.preprocess, cfg.load_size, cfg.image_size, not cfg.no_flip)
-    ds = data.unpaired_dataset(x_files, x_count, y_files, y_count, batch_size=cfg.batch_size, cfg=preprocess,
-                               seed=cfg.seed, start_step=step)
+    if paired:
+        ds = data.paired_dataset(x_files, x_count, batch_size=cfg.batch_size, cfg=preprocess, seed=cfg.seed,
+                                 start_step=step, swap=cfg.direction == "BtoA")
+    else:
+        ds = data.unpaired_dataset(x_files, x_count, y_files, y_count, batch_size=cfg.batch_size, cfg=preprocess,
+                                   seed=cfg.seed, start_step=step)
     batches = iter(strategy.experimental_distribute_dataset(ds))
     train_step = model.make_train_step(strategy)
     writer = tf.summary.create_file_writer(str(folder)) if chief else tf.summary.create_noop_writer()
@@ -184,7 +203,7 @@ def train(cfg: TrainConfig, explicit: set[str] | None = None) -> int:
                     now = time.perf_counter()
                     rate = (step - log_step) / (now - last_log)
                     last_log, log_step = now, step
-                    values = {k: float(loss[k]) for k in LOSS_NAMES}
+                    values = {k: float(loss[k]) for k in model.loss_names}
                     for k, v in values.items():
                         tf.summary.scalar(f"loss/{k}", v, step=step)
                     tf.summary.scalar("learning_rate", float(model.lr(step)), step=step)
@@ -197,11 +216,8 @@ def train(cfg: TrainConfig, explicit: set[str] | None = None) -> int:
                 if step % cfg.summary_every == 0 or step == 1:
                     x0 = strategy.experimental_local_results(x)[0][:1]
                     y0 = strategy.experimental_local_results(y)[0][:1]
-                    fake_y, rec_x, fake_x, rec_y = model.translate(x0, y0)
-                    tf.summary.image("X/generated", _grid(x0, fake_y), step=step)
-                    tf.summary.image("X/reconstruction", _grid(x0, fake_y, rec_x), step=step)
-                    tf.summary.image("Y/generated", _grid(y0, fake_x), step=step)
-                    tf.summary.image("Y/reconstruction", _grid(y0, fake_x, rec_y), step=step)
+                    for tag, images in model.previews(x0, y0).items():
+                        tf.summary.image(tag, _grid(*images), step=step)
                 if step % cfg.save_every == 0 or time.monotonic() - last_save > SAVE_SECONDS:
                     save(loss)
             if step > saved_step:
@@ -231,7 +247,9 @@ def train(cfg: TrainConfig, explicit: set[str] | None = None) -> int:
 
 
 def restore_generators(folder: str | Path, with_flags: bool = False) -> tuple:
-    """(G, F) of a run folder's latest checkpoint, built from its flags.json; with_flags adds (flags, step)."""
+    """(G, F) of a run folder's latest checkpoint, built from its flags.json; with_flags adds (flags, step).
+
+    A pix2pix run has one generator: (G, None)."""
     folder = Path(folder)
     if not folder.is_dir():
         raise UserError(f"{folder}: no such run folder")
@@ -240,7 +258,9 @@ def restore_generators(folder: str | Path, with_flags: bool = False) -> tuple:
         raise UserError(f"{folder}: no checkpoint of a training run (flags.json and ckpt-N files)")
     flags = TrainConfig.load(folder / "flags.json")
     cfg = TrainConfig(**flags).resolved()
-    G, F = (networks.define_G(**cfg.generator_kwargs(), name=n) for n in ("G", "F"))
+    G = networks.define_G(**cfg.generator_kwargs(), name="G")
+    F = None if cfg.model == "pix2pix" else networks.define_G(**cfg.generator_kwargs(), name="F")
     step = tf.Variable(0, dtype=tf.int64)
-    tf.train.Checkpoint(G=G, F=F, step=step).restore(latest).expect_partial()
+    nets = {"G": G} if F is None else {"G": G, "F": F}
+    tf.train.Checkpoint(**nets, step=step).restore(latest).expect_partial()
     return (G, F, flags, int(step.numpy())) if with_flags else (G, F)

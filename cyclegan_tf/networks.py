@@ -84,6 +84,31 @@ class InstanceNorm(keras.layers.GroupNormalization):
         return config
 
 
+@keras.saving.register_keras_serializable(package="cyclegan_tf")
+class BatchNorm(keras.layers.BatchNormalization):
+    """Batch norm that normalises a test image by its own statistics, not the moving averages.
+
+    The official test.py does this by default (it calls model.eval() only with --eval), and the
+    pix2pix paper chose it: with the papers' batch size 1, test then matches training exactly.
+    The moving averages are still kept and checkpointed.
+    """
+
+    def call(self, inputs, training=None, mask=None):
+        if training:
+            return super().call(inputs, training=True, mask=mask)
+        x = tf.cast(inputs, tf.float32)
+        mean, var = tf.nn.moments(x, axes=[1, 2], keepdims=True)
+        y = tf.nn.batch_normalization(x, mean, var, tf.cast(self.beta, tf.float32), tf.cast(self.gamma, tf.float32),
+                                      self.epsilon)
+        return tf.cast(y, inputs.dtype)
+
+
+def seed_states(*models: keras.Model) -> list:
+    """The random states of the models' dropout layers: tf.train.Checkpoint does not reach them
+    through a Keras model, and an exact resume needs them."""
+    return [v for m in models for v in m.non_trainable_variables if "seed_generator" in v.path]
+
+
 # --- building blocks -------------------------------------------------------
 
 
@@ -113,7 +138,7 @@ def _normalize(x, norm):
         return InstanceNorm()(x)
     if norm == "batch":
         # PyTorch's momentum 0.1 is Keras' 0.9; gamma ~ N(1, 0.02) as in init_weights.
-        return keras.layers.BatchNormalization(
+        return BatchNorm(
             momentum=0.9,
             epsilon=1e-5,
             gamma_initializer=keras.initializers.RandomNormal(1.0, 0.02),

@@ -55,3 +55,29 @@ def test_fid_kid_on_inception_features(tmp_path) -> None:
     assert abs(same["fid"]) < 0.01 and 1 < scores[0]["fid"] < scores[1]["fid"]
     # KID's random subsets of the same set still differ, so "identical" is ~0 relative to a real change
     assert abs(same["kid"]) < 0.1 * scores[1]["kid"] and scores[0]["kid"] < scores[1]["kid"]
+
+
+def test_command_line_compares_models_side_by_side(tmp_path, capsys) -> None:
+    """Several --generated folders (or --model exports) and the --identity baseline, one column each."""
+    import json
+
+    from PIL import Image
+
+    cls = np.random.default_rng(0).integers(0, 4, (3, 8, 8))
+    for name, noise in (("truth", 0), ("good", 0.05), ("bad", 0.6), ("inputs", 0.9)):
+        (tmp_path / name).mkdir()
+        rng = np.random.default_rng(len(name))
+        for i, c in enumerate(cls):
+            wrong = rng.random(c.shape) < noise
+            Image.fromarray(shapescapes.PALETTE[np.where(wrong, (c + 1) % 4, c)]).save(tmp_path / name / f"{i}.png")
+    args = ["--generated", str(tmp_path / "good"), "--generated", str(tmp_path / "bad"), "--identity",
+            "--input", str(tmp_path / "inputs"), "--truth", str(tmp_path / "truth"), "--labels",
+            "--json", str(tmp_path / "scores.json")]
+    assert evaluate.main(args) == 0
+    scores = json.loads((tmp_path / "scores.json").read_text())
+    assert list(scores) == ["good", "bad", "identity"]
+    acc = [scores[k]["pixel_accuracy"] for k in scores]
+    assert acc[0] > acc[1] > acc[2]
+    header = capsys.readouterr().out.splitlines()[1].split()
+    assert header == ["good", "bad", "identity"]
+    assert evaluate.main(["--identity", "--truth", str(tmp_path / "truth")]) == 2

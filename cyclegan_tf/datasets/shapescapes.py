@@ -3,10 +3,12 @@
 Domain X (A) = label maps: a background and 1–4 circles, squares and triangles in a fixed palette.
 Domain Y (B) = the same kind of scene rendered as a "photo": each class filled with a real texture
 shipped by scikit-image, tinted, lit by a smooth gradient, slightly blurred and noisy.
-The training sets come from independent random streams (unpaired); the test split renders each
-label map both ways (testA/i.png ↔ testB/i.png), so translations can be scored against the truth.
+The training sets come from independent random streams (unpaired), or with `paired` render each
+label map both ways (trainA/i.png ↔ trainB/i.png, for pix2pix). The test split is always paired
+(testA/i.png ↔ testB/i.png) and depends on the seed alone, so paired and unpaired models trained
+with one seed are scored on the same scenes.
 
-  python -m cyclegan_tf.datasets.shapescapes --out data/shapescapes --size 64 --train 300 --test 50
+  python -m cyclegan_tf.datasets.shapescapes --out data/shapescapes --size 64 --train 300 --test 50 [--paired]
 """
 from __future__ import annotations
 
@@ -76,26 +78,30 @@ def render(classes: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.clip(photo + rng.normal(0, 4, photo.shape), 0, 255).astype(np.uint8)
 
 
-def generate(out: str | Path, size: int = 64, train: int = 300, test: int = 50, seed: int = 0) -> dict[str, int]:
-    """Writes trainA/ (labels) and trainB/ (photos) from independent streams, and paired testA/ testB/."""
+def _pairs(out: Path, split: str, rng: np.random.Generator, n: int, size: int) -> None:
+    for folder in (f"{split}A", f"{split}B"):
+        (out / folder).mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        cls = layout(rng, size)
+        Image.fromarray(labels(cls)).save(out / f"{split}A" / f"{i:05d}.png")
+        Image.fromarray(render(cls, rng)).save(out / f"{split}B" / f"{i:05d}.png")
+
+
+def generate(out: str | Path, size: int = 64, train: int = 300, test: int = 50, seed: int = 0,
+             paired: bool = False) -> dict[str, int]:
+    """Writes trainA/ (labels) and trainB/ (photos), unpaired or `paired`, and paired testA/ testB/."""
     out = Path(out)
     streams = np.random.default_rng(seed).spawn(3)  # labels, photos, test: independent
-    counts = {}
-    for folder, rng, n, kind in (("trainA", streams[0], train, "labels"), ("trainB", streams[1], train, "photo")):
+    if paired:
+        _pairs(out, "train", streams[0], train, size)
+    for folder, rng, kind in () if paired else (("trainA", streams[0], "labels"), ("trainB", streams[1], "photo")):
         (out / folder).mkdir(parents=True, exist_ok=True)
-        for i in range(n):
+        for i in range(train):
             cls = layout(rng, size)
             img = labels(cls) if kind == "labels" else render(cls, rng)
             Image.fromarray(img).save(out / folder / f"{i:05d}.png")
-        counts[folder] = n
-    for folder in ("testA", "testB"):
-        (out / folder).mkdir(parents=True, exist_ok=True)
-    for i in range(test):
-        cls = layout(streams[2], size)
-        Image.fromarray(labels(cls)).save(out / "testA" / f"{i:05d}.png")
-        Image.fromarray(render(cls, streams[2])).save(out / "testB" / f"{i:05d}.png")
-    counts["testA"] = counts["testB"] = test
-    return counts
+    _pairs(out, "test", streams[2], test, size)
+    return {"trainA": train, "trainB": train, "testA": test, "testB": test}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -105,9 +111,12 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--train", type=int, default=300, help="images per training domain")
     p.add_argument("--test", type=int, default=50, help="paired test scenes")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--paired", action="store_true", help="training pairs (pix2pix) instead of unpaired domains")
     args = p.parse_args(argv)
-    counts = generate(args.out, args.size, args.train, args.test, args.seed)
-    print(f"ShapeScapes {args.size}×{args.size} in {args.out}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+    counts = generate(args.out, args.size, args.train, args.test, args.seed, args.paired)
+    kind = "paired" if args.paired else "unpaired"
+    print(f"ShapeScapes {args.size}×{args.size} ({kind}) in {args.out}: "
+          + ", ".join(f"{k} {v}" for k, v in counts.items()))
 
 
 if __name__ == "__main__":

@@ -30,18 +30,28 @@ def test_deterministic_for_a_seed(tmp_path: Path) -> None:
     assert not np.array_equal(read(tmp_path / "a" / "testA")[0], read(tmp_path / "c" / "testA")[0])
 
 
+def agreement(labels: list[np.ndarray], photos: list[np.ndarray]) -> float:
+    """How well the background class of the label map predicts the green (grass) photo pixels."""
+    scores = []
+    for lab, photo in zip(labels, photos):
+        bg = (lab == shapescapes.PALETTE[0]).all(-1)
+        greenish = photo[..., 1].astype(int) > photo[..., 0].astype(int) + 10
+        scores.append((bg == greenish).mean())
+    return float(np.mean(scores))
+
+
 def test_test_split_is_paired_and_train_is_not(tmp_path: Path) -> None:
     shapescapes.generate(tmp_path, size=48, train=6, test=6, seed=2)
-
-    def agreement(labels: list[np.ndarray], photos: list[np.ndarray]) -> float:
-        """How well the background class of the label map predicts the green (grass) photo pixels."""
-        scores = []
-        for lab, photo in zip(labels, photos):
-            bg = (lab == shapescapes.PALETTE[0]).all(-1)
-            greenish = photo[..., 1].astype(int) > photo[..., 0].astype(int) + 10
-            scores.append((bg == greenish).mean())
-        return float(np.mean(scores))
 
     paired = agreement(read(tmp_path / "testA"), read(tmp_path / "testB"))
     unpaired = agreement(read(tmp_path / "trainA"), read(tmp_path / "trainB"))
     assert paired > 0.85 and unpaired < paired - 0.1
+
+
+def test_paired_mode_pairs_training_images_and_keeps_the_test_split(tmp_path: Path) -> None:
+    shapescapes.generate(tmp_path / "paired", size=48, train=6, test=6, seed=2, paired=True)
+    shapescapes.generate(tmp_path / "unpaired", size=48, train=6, test=6, seed=2)
+    assert agreement(read(tmp_path / "paired" / "trainA"), read(tmp_path / "paired" / "trainB")) > 0.85
+    for folder in ("testA", "testB"):  # paired and unpaired models of one seed are scored on the same scenes
+        a, b = read(tmp_path / "paired" / folder), read(tmp_path / "unpaired" / folder)
+        assert all(np.array_equal(x, y) for x, y in zip(a, b))
