@@ -3,6 +3,10 @@
 generate ShapeScapes → build_data.py → train.py → export_graph.py → inference.py on the test split →
 evaluate against the identity mapping → runs/demo/index.html. The command-line tools run as a user
 runs them (subprocesses), so the demo exercises exactly the documented workflow.
+
+`--models pix2pix` (or `cycle_gan,pix2pix`) trains pix2pix instead (as well) on *paired* ShapeScapes of
+the same seed, one run per direction with the same generator and steps, and scores it on the same test
+split: the paper's paired upper bound next to CycleGAN.
 """
 from __future__ import annotations
 
@@ -23,6 +27,8 @@ ROOT = Path(__file__).resolve().parents[1]
 CPU = dict(size=64, train=300, test=50, steps=3000, ngf=32, ndf=32)
 GPU = dict(size=128, train=400, test=100, steps=20000, ngf=64, ndf=64)
 REDUCED = dict(size=32, train=12, test=6, steps=4, ngf=4, ndf=4)
+MODELS = ("cycle_gan", "pix2pix")
+PREFIX = {"cycle_gan": "", "pix2pix": "pix2pix_"}  # of the exports, result folders and score keys
 
 
 def _tool(script: str, *args: str) -> None:
@@ -30,68 +36,98 @@ def _tool(script: str, *args: str) -> None:
     subprocess.run([sys.executable, str(ROOT / script), *args], check=True)
 
 
-def run_demo(out: Path, plan: dict, seed: int = 0) -> dict:
+def _train_args(plan: dict, seed: int) -> list[str]:
+    return [f"--image_size={plan['size']}", f"--max_steps={plan['steps']}", f"--ngf={plan['ngf']}",
+            f"--ndf={plan['ndf']}", "--log_every=100", f"--summary_every={max(plan['steps'] // 10, 1)}",
+            f"--seed={seed}"]
+
+
+def _cycle_gan(out: Path, data: Path, plan: dict, seed: int) -> None:
+    run, exports, results = out / "checkpoints", out / "pretrained", out / "results"
+    _tool("build_data.py", f"--X_input_dir={data / 'trainA'}", f"--Y_input_dir={data / 'trainB'}",
+          f"--X_output_file={out / 'labels.tfrecords'}", f"--Y_output_file={out / 'photos.tfrecords'}")
+    _tool("train.py", f"--X={out / 'labels.tfrecords'}", f"--Y={out / 'photos.tfrecords'}", f"--checkpoint_dir={run}",
+          *_train_args(plan, seed))
+    _tool("export_graph.py", f"--checkpoint_dir={run}", "--XtoY_model=labels2photo", "--YtoX_model=photo2labels",
+          f"--export_dir={exports}")
+    for name, inputs in (("photo2labels", "testB"), ("labels2photo", "testA")):
+        _tool("inference.py", f"--model={exports / name}", f"--input={data / inputs}", f"--output={results / name}",
+              "--format=png")
+
+
+def _pix2pix(out: Path, data: Path, plan: dict, seed: int) -> None:
+    """One run per direction, with CycleGAN's generator (the U-Net needs sides divisible by 128)."""
+    paired = out / "shapescapes_paired"
+    shapescapes.generate(paired, plan["size"], plan["train"], plan["test"], seed, paired=True)
+    _tool("build_data.py", "--paired", f"--X_input_dir={paired / 'trainA'}", f"--Y_input_dir={paired / 'trainB'}",
+          f"--output_file={out / 'pairs.tfrecords'}")
+    net = "unet_128" if plan["size"] % 128 == 0 else "resnet_6blocks"
+    for name, direction, inputs in (("photo2labels", "BtoA", "testB"), ("labels2photo", "AtoB", "testA")):
+        run = out / f"checkpoints_pix2pix_{name}"
+        _tool("train.py", "--model=pix2pix", f"--X={out / 'pairs.tfrecords'}", f"--direction={direction}",
+              f"--netG={net}", f"--checkpoint_dir={run}", *_train_args(plan, seed))
+        _tool("export_graph.py", f"--checkpoint_dir={run}", f"--XtoY_model=pix2pix_{name}", "--YtoX_model=",
+              f"--export_dir={out / 'pretrained'}")
+        _tool("inference.py", f"--model={out / 'pretrained' / f'pix2pix_{name}'}", f"--input={data / inputs}",
+              f"--output={out / 'results' / f'pix2pix_{name}'}", "--format=png")
+
+
+def run_demo(out: Path, plan: dict, seed: int = 0, models: tuple[str, ...] = ("cycle_gan",)) -> dict:
     start = time.time()
-    data, run, exports = out / "shapescapes", out / "checkpoints", out / "pretrained"
+    data, results = out / "shapescapes", out / "results"  # `data` is unpaired; its test split is paired
     if out.exists():
         shutil.rmtree(out)
     counts = shapescapes.generate(data, plan["size"], plan["train"], plan["test"], seed)
     print(f"ShapeScapes {plan['size']} px: {counts}")
-    _tool("build_data.py", f"--X_input_dir={data / 'trainA'}", f"--Y_input_dir={data / 'trainB'}",
-          f"--X_output_file={out / 'labels.tfrecords'}", f"--Y_output_file={out / 'photos.tfrecords'}")
-    _tool("train.py", f"--X={out / 'labels.tfrecords'}", f"--Y={out / 'photos.tfrecords'}", f"--checkpoint_dir={run}",
-          f"--image_size={plan['size']}", f"--max_steps={plan['steps']}", f"--ngf={plan['ngf']}",
-          f"--ndf={plan['ndf']}", "--log_every=100", f"--summary_every={max(plan['steps'] // 10, 1)}",
-          f"--seed={seed}")
-    _tool("export_graph.py", f"--checkpoint_dir={run}", "--XtoY_model=labels2photo", "--YtoX_model=photo2labels",
-          f"--export_dir={exports}")
-    results = out / "results"
-    _tool("inference.py", f"--model={exports / 'photo2labels'}", f"--input={data / 'testB'}",
-          f"--output={results / 'photo2labels'}", "--format=png")
-    _tool("inference.py", f"--model={exports / 'labels2photo'}", f"--input={data / 'testA'}",
-          f"--output={results / 'labels2photo'}", "--format=png")
+    if "cycle_gan" in models:
+        _cycle_gan(out, data, plan, seed)
+    if "pix2pix" in models:
+        _pix2pix(out, data, plan, seed)
 
-    scores = {
-        "photo2labels": evaluate.evaluate(results / "photo2labels", truth=data / "testA", labels=True),
-        "photo2labels_identity": evaluate.evaluate(data / "testB", truth=data / "testA", labels=True),
-        "labels2photo": evaluate.evaluate(results / "labels2photo", real=data / "trainB", truth=data / "testB"),
-        "labels2photo_identity": evaluate.evaluate(data / "testA", real=data / "trainB", truth=data / "testB"),
-        "plan": plan, "seconds": round(time.time() - start),
-    }
+    scores: dict = {}
+    for name, inputs, kw in (("photo2labels", "testB", dict(truth=data / "testA", labels=True)),
+                             ("labels2photo", "testA", dict(real=data / "trainB", truth=data / "testB"))):
+        for m in models:
+            scores[PREFIX[m] + name] = evaluate.evaluate(results / (PREFIX[m] + name), **kw)
+        scores[f"{name}_identity"] = evaluate.evaluate(data / inputs, **kw)
+        columns = {m: scores[PREFIX[m] + name] for m in models} | {"identity": scores[f"{name}_identity"]}
+        print(evaluate.comparison(columns, name))
+    scores |= {"plan": plan, "models": list(models), "seconds": round(time.time() - start)}
     atomic.write_text(out / "scores.json", json.dumps(scores, indent=2) + "\n")
-    _page(out, data, results, scores)
-    for name in ("photo2labels", "photo2labels_identity", "labels2photo", "labels2photo_identity"):
-        print(evaluate.table(scores[name], name))
+    _page(out, scores, models)
     print(f"demo finished in {scores['seconds']} s: open {out / 'index.html'}; "
-          f"tensorboard --logdir {run}")
+          f"tensorboard --logdir {out}")
     return scores
 
 
-def _page(out: Path, data: Path, results: Path, scores: dict) -> None:
-    def rows(direction: str, inputs: str, truths: str) -> str:
+def _page(out: Path, scores: dict, models: tuple[str, ...]) -> None:
+    def gallery(name: str, inputs: str, truths: str) -> str:
+        head = "<tr><th>input</th>" + "".join(f"<th>{m}</th>" for m in models) + "<th>ground truth</th></tr>"
         cells = []
-        for f in sorted((data / inputs).glob("*.png"))[:12]:
-            imgs = [f"shapescapes/{inputs}/{f.name}", f"results/{direction}/{f.name}", f"shapescapes/{truths}/{f.name}"]
+        for f in sorted((out / "shapescapes" / inputs).glob("*.png"))[:12]:
+            imgs = [f"shapescapes/{inputs}/{f.name}", *(f"results/{PREFIX[m]}{name}/{f.name}" for m in models),
+                    f"shapescapes/{truths}/{f.name}"]
             cells.append("<tr>" + "".join(f"<td><img src='{html.escape(i)}'></td>" for i in imgs) + "</tr>")
-        return "".join(cells)
+        return head + "".join(cells)
 
-    def score_rows(name: str, keys: tuple[str, ...]) -> str:
-        model, ident = scores[name], scores[f"{name}_identity"]
-        return "".join(f"<tr><td>{k}</td><td>{model[k]:.4f}</td><td>{ident[k]:.4f}</td></tr>"
-                       for k in keys if k in model)
+    def score_table(name: str, keys: tuple[str, ...]) -> str:
+        cols = [scores[PREFIX[m] + name] for m in models] + [scores[f"{name}_identity"]]
+        head = "<tr><th>score</th>" + "".join(f"<th>{m}</th>" for m in models) + "<th>identity</th></tr>"
+        return head + "".join("<tr><td>" + k + "</td>" + "".join(f"<td>{c[k]:.4f}</td>" for c in cols) + "</tr>"
+                              for k in keys if k in cols[0])
 
     page = f"""<!DOCTYPE html><html><head><meta charset="utf-8"><title>cyclegan_tf demo</title>
 <style>body{{font-family:sans-serif}} img{{width:128px;image-rendering:pixelated}} td,th{{padding:3px 8px}}</style>
 </head><body><h1>cyclegan_tf demo: ShapeScapes labels ↔ photo</h1>
 <p>Plan: {html.escape(json.dumps(scores['plan']))}; {scores['seconds']} s.
-TensorBoard: <code>tensorboard --logdir {html.escape(str(out / 'checkpoints'))}</code></p>
-<h2>photo → labels (F), FCN-score protocol</h2><table><tr><th>score</th><th>model</th><th>identity</th></tr>
-{score_rows('photo2labels', ('pixel_accuracy', 'class_accuracy', 'class_iou'))}</table>
-<h2>labels → photo (G)</h2><table><tr><th>score</th><th>model</th><th>identity</th></tr>
-{score_rows('labels2photo', ('kid', 'fid', 'ssim', 'psnr'))}</table>
-<p>KID/FID against the real training photos (lower is better; n = {scores['labels2photo'].get('n_generated')}).</p>
-<h2>photo → labels: input | output | ground truth</h2><table>{rows('photo2labels', 'testB', 'testA')}</table>
-<h2>labels → photo: input | output | ground truth</h2><table>{rows('labels2photo', 'testA', 'testB')}</table>
+TensorBoard: <code>tensorboard --logdir {html.escape(str(out))}</code></p>
+<h2>photo → labels, FCN-score protocol (higher is better)</h2>
+<table>{score_table('photo2labels', ('pixel_accuracy', 'class_accuracy', 'class_iou'))}</table>
+<h2>labels → photo</h2><table>{score_table('labels2photo', ('kid', 'fid', 'ssim', 'psnr'))}</table>
+<p>KID/FID against the real training photos (lower is better; n = {scores['labels2photo_identity'].get('n_generated')}).
+CycleGAN trains on unpaired images; pix2pix on pairs (its upper bound).</p>
+<h2>photo → labels</h2><table>{gallery('photo2labels', 'testB', 'testA')}</table>
+<h2>labels → photo</h2><table>{gallery('labels2photo', 'testA', 'testB')}</table>
 </body></html>
 """
     atomic.write_text(out / "index.html", page)
@@ -102,13 +138,17 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--out", default="runs/demo")
     p.add_argument("--reduced", action="store_true", help="tiny sizes and a few steps (the CI test)")
     p.add_argument("--steps", type=int, default=0, help="override the number of training steps")
+    p.add_argument("--models", default="cycle_gan", help="cycle_gan, pix2pix, or cycle_gan,pix2pix")
     args = p.parse_args(argv)
+    models = tuple(m.strip() for m in args.models.split(",") if m.strip())
+    if not models or set(models) - set(MODELS):
+        p.error(f"--models={args.models}: choose from {', '.join(MODELS)}")
     import tensorflow as tf
 
     plan = dict(REDUCED if args.reduced else GPU if tf.config.list_physical_devices("GPU") else CPU)
     if args.steps:
         plan["steps"] = args.steps
-    run_demo(Path(args.out), plan)
+    run_demo(Path(args.out), plan, models=models)
 
 
 if __name__ == "__main__":
