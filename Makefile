@@ -28,6 +28,10 @@ demo: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) bench/input_pipeline.py
+	$(PY) bench/train_step.py --size 128 --steps 10
+	$(PY) bench/train_step.py --size 128 --steps 10 --precision bf16
+	$(PY) bench/inference.py --size 256
+	$(PY) bench/inference.py --size 256 --precision bf16
 
 tensorboard: $(STAMP)
 	$(VENV)/bin/tensorboard --logdir checkpoints/

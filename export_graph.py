@@ -21,6 +21,8 @@ flags.DEFINE_string("YtoX_model", "orange2apple", "Name of the Y→X (F) export;
 flags.DEFINE_integer("image_size", 0, "0: any input size (padded to what the generator needs); "
                      "S > 0: resize inputs to S×S and back, as vanhuyz's export did.")
 flags.DEFINE_string("export_dir", "pretrained", "Folder that receives the exports.")
+flags.DEFINE_enum("precision", "fp32", ["fp32", "bf16", "fp16"], "Type the exported graph computes in; bf16 is "
+                  "about twice as fast on CPUs with AVX-512 BF16 or AMX, fp16 on GPUs (inputs/outputs stay float32).")
 flags.DEFINE_bool("onnx", False, "Also write <name>.onnx (the translate signature) with tf2onnx.")
 
 
@@ -48,7 +50,7 @@ def main(argv: list[str]) -> None:
         name = model_name(value)
         if name != value:
             print(f"note: {value} → {FLAGS.export_dir}/{name}/ (a SavedModel folder, not a frozen .pb)")
-        path = export(run, direction, os.path.join(FLAGS.export_dir, name), FLAGS.image_size)
+        path = export(run, direction, os.path.join(FLAGS.export_dir, name), FLAGS.image_size, FLAGS.precision)
         print(f"exported {direction} to {path}")
         if FLAGS.onnx:
             print(f"exported {direction} to {to_onnx(path, path.with_suffix('.onnx'))}")

@@ -1,9 +1,11 @@
 """Seconds per CycleGAN training step with the default networks (resnet, 70×70 PatchGAN, pool 50).
 
-  python bench/train_step.py --size 256 --steps 10 [--batch_size 1] [--jit_compile] [--strategy auto]
+  python bench/train_step.py --size 256 --steps 10 [--batch_size 1] [--precision fp32|bf16|fp16]
+      [--jit_compile] [--recompute] [--strategy auto] [--model cycle_gan|pix2pix]
 
 Times the distributed training step alone (inputs are fixed tensors already on the device) after
-two warm-up steps. Prints one JSON line: median/min/max seconds per step, images/s, peak RSS.
+two warm-up steps. Prints one JSON line: median/min/max seconds per step, images/s, peak memory
+(the process's peak RSS on a CPU; the GPU allocator's peak on a GPU).
 """
 from __future__ import annotations
 
@@ -20,8 +22,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import tensorflow as tf  # noqa: E402
 
 from cyclegan_tf.config import TrainConfig  # noqa: E402
-from cyclegan_tf.cyclegan import CycleGAN  # noqa: E402
-from cyclegan_tf.loop import make_strategy  # noqa: E402
+from cyclegan_tf.loop import MODELS, make_strategy  # noqa: E402
 
 
 def main() -> None:
@@ -31,13 +32,18 @@ def main() -> None:
     p.add_argument("--batch_size", type=int, default=1)
     p.add_argument("--netG", default="")
     p.add_argument("--jit_compile", action="store_true")
+    p.add_argument("--recompute", action="store_true")
+    p.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"])
     p.add_argument("--strategy", default="auto")
+    p.add_argument("--model", default="cycle_gan", choices=list(MODELS))
     args = p.parse_args()
-    cfg = TrainConfig(image_size=args.size, batch_size=args.batch_size, netG=args.netG,
-                      jit_compile=args.jit_compile, strategy=args.strategy).resolved()
+    cfg = TrainConfig(model=args.model, image_size=args.size, batch_size=args.batch_size, netG=args.netG,
+                      jit_compile=args.jit_compile, recompute=args.recompute, precision=args.precision,
+                      strategy=args.strategy)
+    cfg = cfg.with_model_defaults(cfg.changed()).resolved()
     strategy = make_strategy(cfg.strategy, cfg.batch_size)
     with strategy.scope():
-        model = CycleGAN(cfg, 1000, cfg.batch_size)
+        model = MODELS[cfg.model](cfg, 1000, cfg.batch_size)
     shape = [cfg.batch_size, args.size, args.size, 3]
     ds = tf.data.Dataset.from_tensors((tf.random.uniform(shape, -1, 1), tf.random.uniform(shape, -1, 1))).repeat()
     x, y = next(iter(strategy.experimental_distribute_dataset(ds)))
@@ -49,12 +55,18 @@ def main() -> None:
         if i >= 2:
             times.append(time.perf_counter() - start)
     med = statistics.median(times)
+    gpus = tf.config.list_logical_devices("GPU")
+    if gpus:
+        peak = tf.config.experimental.get_memory_info(gpus[0].name)["peak"] / 2**20
+    else:
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps({
-        "bench": "train_step", "size": args.size, "batch_size": args.batch_size, "netG": cfg.netG,
-        "jit_compile": args.jit_compile, "replicas": strategy.num_replicas_in_sync, "steps": args.steps,
+        "bench": "train_step", "model": cfg.model, "size": args.size, "batch_size": args.batch_size,
+        "netG": cfg.netG, "precision": cfg.precision, "jit_compile": args.jit_compile, "recompute": args.recompute,
+        "replicas": strategy.num_replicas_in_sync, "steps": args.steps,
         "sec_per_step_median": round(med, 4), "sec_per_step_min": round(min(times), 4),
         "sec_per_step_max": round(max(times), 4), "images_per_sec": round(args.batch_size / med, 3),
-        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+        "peak_memory_mb": round(peak), "memory": "gpu" if gpus else "rss",
         "devices": [d.name for d in tf.config.list_logical_devices() if d.device_type != "CPU"] or ["CPU"],
         "cpus": os.cpu_count(), "machine": platform.machine(), "tensorflow": tf.__version__}))
 

@@ -12,9 +12,10 @@ from pathlib import Path
 from cyclegan_tf import atomic
 from cyclegan_tf.errors import UserError
 
-# Changing these on resume would not fit the saved weights (image_size and pool_size: the pools' shape).
+# Changing these on resume would not fit the saved weights (image_size and pool_size: the pools' shape;
+# precision: fp16 adds loss-scale state to the optimisers).
 ARCHITECTURE = ("model", "netG", "netD", "ngf", "ndf", "n_layers_D", "norm", "upsample", "use_dropout", "image_size",
-                "pool_size", "direction")
+                "pool_size", "direction", "precision")
 # The official code's defaults for pix2pix where they differ from CycleGAN's; flags given explicitly win.
 MODEL_DEFAULTS = {"pix2pix": dict(netG="unet_256", norm="batch", gan_mode="vanilla", use_dropout=True, pool_size=0)}
 
@@ -73,6 +74,11 @@ class TrainConfig:
     # Running
     strategy: str = _f("auto", "auto | default | mirrored | multi_worker.", ("auto", "default", "mirrored",
                                                                            "multi_worker"))
+    precision: str = _f("fp32", "fp32 | bf16 | fp16: the networks compute in this type (Keras mixed precision); "
+                        "weights, norm statistics, losses and the optimiser stay fp32; fp16 scales the loss.",
+                        ("fp32", "bf16", "fp16"))
+    recompute: bool = _f(False, "Gradient checkpointing: keep only each generator call's input and recompute its "
+                         "activations in the backward pass (less memory, about a third more generator compute).")
     jit_compile: bool = _f(False, "Compile the forward and backward passes with XLA.")
     deterministic: bool = _f(False, "Deterministic ops (bit-identical reruns; slower).")
     save_every: int = _f(1000, "Checkpoint every this many steps (and at least every 10 minutes).")

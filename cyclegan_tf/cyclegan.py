@@ -26,8 +26,9 @@ class CycleGAN(GANModel):
         super().__init__(cfg, steps_per_epoch, global_batch, name="cycle_gan")
         g = cfg.generator_kwargs()
         d = dict(netD=cfg.netD, ndf=cfg.ndf, n_layers_D=cfg.n_layers_D, norm=cfg.norm)
-        self.G, self.F = networks.define_G(**g, name="G"), networks.define_G(**g, name="F")
-        self.D_Y, self.D_X = networks.define_D(**d, name="D_Y"), networks.define_D(**d, name="D_X")
+        with networks.precision(cfg.precision):
+            self.G, self.F = networks.define_G(**g, name="G"), networks.define_G(**g, name="F")
+            self.D_Y, self.D_X = networks.define_D(**d, name="D_Y"), networks.define_D(**d, name="D_X")
         self.opt_G = self._adam("opt_G", self.G.trainable_variables + self.F.trainable_variables)  # G and F
         self.opt_D = self._adam("opt_D", self.D_X.trainable_variables + self.D_Y.trainable_variables)
         shape = (cfg.image_size, cfg.image_size, 3)
@@ -45,17 +46,18 @@ class CycleGAN(GANModel):
     def _generator_grads(self, x: tf.Tensor, y: tf.Tensor):
         c = self.cfg
         with tf.GradientTape() as tape:
-            fake_y, fake_x = self.G(x, training=True), self.F(y, training=True)
-            rec_x, rec_y = self.F(fake_y, training=True), self.G(fake_x, training=True)
+            G, F = (lambda t: self._generate(self.G, t)), (lambda t: self._generate(self.F, t))
+            fake_y, fake_x = G(x), F(y)
+            rec_x, rec_y = F(fake_y), G(fake_x)
             loss = {"G": self._gan(self.D_Y(fake_y, training=True), True),
                     "F": self._gan(self.D_X(fake_x, training=True), True),
                     "cycle": c.lambda1 * self._avg(losses.l1(rec_x, x)) + c.lambda2 * self._avg(losses.l1(rec_y, y))}
             if c.lambda_identity > 0:  # G should leave Y alone, F should leave X alone: keeps colours
-                loss["identity"] = c.lambda_identity * (c.lambda2 * self._avg(losses.l1(self.G(y, training=True), y))
-                                                        + c.lambda1 * self._avg(losses.l1(self.F(x, training=True), x)))
+                loss["identity"] = c.lambda_identity * (c.lambda2 * self._avg(losses.l1(G(y), y))
+                                                        + c.lambda1 * self._avg(losses.l1(F(x), x)))
             else:
                 loss["identity"] = tf.constant(0.0)
-            total = tf.add_n(list(loss.values()))
+            total = self.opt_G.scale_loss(tf.add_n(list(loss.values())))  # scaled only under fp16
         variables = self.G.trainable_variables + self.F.trainable_variables
         return tape.gradient(total, variables), loss, fake_x, fake_y
 
@@ -70,7 +72,7 @@ class CycleGAN(GANModel):
         with tf.GradientTape() as tape:
             loss = {"D_Y": self._d_loss(self.D_Y, y, pooled_y, seeds[0]),
                     "D_X": self._d_loss(self.D_X, x, pooled_x, seeds[1])}
-            total = loss["D_X"] + loss["D_Y"]
+            total = self.opt_D.scale_loss(loss["D_X"] + loss["D_Y"])
         variables = self.D_X.trainable_variables + self.D_Y.trainable_variables
         return tape.gradient(total, variables), loss
 

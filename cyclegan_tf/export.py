@@ -7,7 +7,7 @@ Signatures:
 Any H, W: the graph reflect-pads to the multiple the generator needs and crops back; or, with
 image_size > 0, resizes to that square and back (vanhuyz's behaviour). The training flags, the
 training step and the direction (XtoY or YtoX; a pix2pix run's AtoB or BtoA) are stored as variables:
-`m.flags_json`, `m.train_step`, `m.direction`.
+`m.flags_json`, `m.train_step`, `m.direction`, and the compute type as `m.precision` (fp32, bf16, fp16).
 """
 from __future__ import annotations
 
@@ -26,12 +26,13 @@ from cyclegan_tf.errors import UserError
 
 class Translator(tf.Module):
     def __init__(self, generator: keras.Model, multiple: int, image_size: int, flags: dict, step: int,
-                 direction: str) -> None:
+                 direction: str, precision: str = "fp32") -> None:
         super().__init__(name=f"translator_{direction}")
         self.generator, self.multiple, self.image_size = generator, multiple, image_size
         self.flags_json = tf.Variable(json.dumps(flags, sort_keys=True), trainable=False, name="flags_json")
         self.train_step = tf.Variable(step, dtype=tf.int64, trainable=False, name="train_step")
         self.direction = tf.Variable(direction, trainable=False, name="direction")
+        self.precision = tf.Variable(precision, trainable=False, name="precision")
 
     def _run(self, x: tf.Tensor) -> tf.Tensor:
         h, w = tf.shape(x)[1], tf.shape(x)[2]
@@ -66,13 +67,16 @@ def model_name(value: str) -> str:
     return Path(value).stem if value.endswith(".pb") else value
 
 
-def export(run: str | Path, direction: str, target: str | Path, image_size: int = 0) -> Path:
+def export(run: str | Path, direction: str, target: str | Path, image_size: int = 0, precision: str = "fp32") -> Path:
     """Writes the SavedModel of G (direction "XtoY") or F ("YtoX") of a run; replaces `target` atomically.
 
-    A pix2pix run's one generator is "XtoY"; its stored direction is the run's (AtoB or BtoA)."""
+    A pix2pix run's one generator is "XtoY"; its stored direction is the run's (AtoB or BtoA).
+    `precision` bf16 or fp16 makes the graph compute in that type (inputs and outputs stay float32)."""
     from cyclegan_tf.loop import restore_generators
 
-    G, F, cfg, step = restore_generators(run, with_flags=True)
+    if precision not in networks.PRECISIONS:
+        raise UserError(f"--precision={precision}: choose fp32, bf16 or fp16")
+    G, F, cfg, step = restore_generators(run, with_flags=True, precision=precision)
     gen = G if direction == "XtoY" else F
     if gen is None:
         raise UserError(f"{run} is a pix2pix run: it has one generator ({cfg.get('direction', 'AtoB')}), "
@@ -91,7 +95,7 @@ def export(run: str | Path, direction: str, target: str | Path, image_size: int 
         raise UserError(f"cannot write to {target.parent}: permission denied")
     tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
     old = target.with_name(f".{target.name}.old-{os.getpid()}")
-    module = Translator(gen, multiple, image_size, cfg, step, direction)
+    module = Translator(gen, multiple, image_size, cfg, step, direction, precision)
     try:
         tf.saved_model.save(module, str(tmp), signatures={"serving_default": module.serve,
                                                           "translate": module.translate})

@@ -14,6 +14,7 @@ import tensorflow as tf
 
 from cyclegan_tf import losses
 from cyclegan_tf.config import TrainConfig
+from cyclegan_tf.errors import UserError
 
 
 @keras.saving.register_keras_serializable(package="cyclegan_tf")
@@ -48,6 +49,9 @@ class GANModel(tf.Module):
         # Keras draws unseeded initialiser seeds from Python's `random`. TensorFlow's global seed is
         # left alone: every random op of ours is stateless, and tf.data rejects tensor seeds under it.
         random.seed(cfg.seed)
+        if cfg.recompute and cfg.use_dropout:
+            # the recomputed forward would draw new dropout masks, and the gradients would be wrong
+            raise UserError("--recompute cannot be combined with dropout (--use_dropout; pix2pix: add --nouse_dropout)")
         constant, decay = schedule_steps(cfg, steps_per_epoch)
         self.total_steps = constant + decay
         self.lr = LinearDecay(cfg.learning_rate, constant, decay)
@@ -55,8 +59,16 @@ class GANModel(tf.Module):
 
     def _adam(self, name: str, variables: list) -> keras.optimizers.Optimizer:
         opt = keras.optimizers.Adam(learning_rate=self.lr, beta_1=self.cfg.beta1, beta_2=self.cfg.beta2, name=name)
+        if self.cfg.precision == "fp16":  # fp16 gradients underflow without it; a step with inf/NaN is skipped
+            opt = keras.optimizers.LossScaleOptimizer(opt, name=name)
         opt.build(variables)  # now, so that a checkpoint restores into existing slots instead of deferring
         return opt
+
+    def _generate(self, G: keras.Model, x: tf.Tensor) -> tf.Tensor:
+        """G(x) in training mode; with --recompute only x is kept for the backward pass."""
+        if self.cfg.recompute:
+            return tf.recompute_grad(lambda t: G(t, training=True))(x)
+        return G(x, training=True)
 
     def _avg(self, per_example: tf.Tensor) -> tf.Tensor:
         return tf.nn.compute_average_loss(per_example, global_batch_size=self.global_batch)

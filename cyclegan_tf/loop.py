@@ -246,10 +246,11 @@ def train(cfg: TrainConfig, explicit: set[str] | None = None) -> int:
     return 0
 
 
-def restore_generators(folder: str | Path, with_flags: bool = False) -> tuple:
+def restore_generators(folder: str | Path, with_flags: bool = False, precision: str = "fp32") -> tuple:
     """(G, F) of a run folder's latest checkpoint, built from its flags.json; with_flags adds (flags, step).
 
-    A pix2pix run has one generator: (G, None)."""
+    A pix2pix run has one generator: (G, None). `precision`: the type the restored networks compute in
+    (the weights are float32 whatever the run trained with)."""
     folder = Path(folder)
     if not folder.is_dir():
         raise UserError(f"{folder}: no such run folder")
@@ -258,8 +259,9 @@ def restore_generators(folder: str | Path, with_flags: bool = False) -> tuple:
         raise UserError(f"{folder}: no checkpoint of a training run (flags.json and ckpt-N files)")
     flags = TrainConfig.load(folder / "flags.json")
     cfg = TrainConfig(**flags).resolved()
-    G = networks.define_G(**cfg.generator_kwargs(), name="G")
-    F = None if cfg.model == "pix2pix" else networks.define_G(**cfg.generator_kwargs(), name="F")
+    with networks.precision(precision):
+        G = networks.define_G(**cfg.generator_kwargs(), name="G")
+        F = None if cfg.model == "pix2pix" else networks.define_G(**cfg.generator_kwargs(), name="F")
     step = tf.Variable(0, dtype=tf.int64)
     nets = {"G": G} if F is None else {"G": G, "F": F}
     tf.train.Checkpoint(**nets, step=step).restore(latest).expect_partial()

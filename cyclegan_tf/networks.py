@@ -11,6 +11,8 @@ layers compute in float32 so mixed-precision policies can be used as is.
 
 from __future__ import annotations
 
+import contextlib
+
 import keras
 import tensorflow as tf
 
@@ -21,6 +23,20 @@ UPSAMPLES = ("transpose", "resize")
 
 _RESNET_BLOCKS = {"resnet_9blocks": 9, "resnet_6blocks": 6}
 _UNET_DOWNS = {"unet_256": 8, "unet_128": 7}
+
+
+PRECISIONS = {"fp32": "float32", "bf16": "mixed_bfloat16", "fp16": "mixed_float16"}
+
+
+@contextlib.contextmanager
+def precision(name: str):
+    """Networks built inside compute in `name` (fp32 | bf16 | fp16) with float32 weights."""
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(PRECISIONS[name])
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
 
 
 def _check(kind: str, value, allowed: tuple) -> None:
@@ -78,6 +94,18 @@ class InstanceNorm(keras.layers.GroupNormalization):
             groups=-1, epsilon=epsilon, center=center, scale=scale, **kwargs
         )
 
+    def call(self, inputs):
+        # Statistics in float32 whatever the compute type; one pass of moments over H, W, without the
+        # reshape into groups that GroupNormalization needs in general.
+        x = tf.cast(inputs, tf.float32)
+        mean, var = tf.nn.moments(x, axes=[1, 2], keepdims=True)
+        y = (x - mean) * tf.math.rsqrt(var + self.epsilon)
+        if self.scale:
+            y *= tf.cast(self.gamma, tf.float32)
+        if self.center:
+            y += tf.cast(self.beta, tf.float32)
+        return tf.cast(y, self.compute_dtype)
+
     def get_config(self):
         config = super().get_config()
         config.pop("groups")
@@ -100,7 +128,7 @@ class BatchNorm(keras.layers.BatchNormalization):
         mean, var = tf.nn.moments(x, axes=[1, 2], keepdims=True)
         y = tf.nn.batch_normalization(x, mean, var, tf.cast(self.beta, tf.float32), tf.cast(self.gamma, tf.float32),
                                       self.epsilon)
-        return tf.cast(y, inputs.dtype)
+        return tf.cast(y, self.compute_dtype)
 
 
 def seed_states(*models: keras.Model) -> list:

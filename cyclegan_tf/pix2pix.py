@@ -22,13 +22,14 @@ class Pix2Pix(GANModel):
 
     def __init__(self, cfg: TrainConfig, steps_per_epoch: int, global_batch: int) -> None:
         super().__init__(cfg, steps_per_epoch, global_batch, name="pix2pix")
-        self.G = networks.define_G(**cfg.generator_kwargs(), name="G")
-        self.D = networks.define_D(cfg.netD, cfg.ndf, cfg.n_layers_D, cfg.norm, input_nc=6, name="D")
+        with networks.precision(cfg.precision):
+            self.G = networks.define_G(**cfg.generator_kwargs(), name="G")
+            self.D = networks.define_D(cfg.netD, cfg.ndf, cfg.n_layers_D, cfg.norm, input_nc=6, name="D")
         self.opt_G = self._adam("opt_G", self.G.trainable_variables)
         self.opt_D = self._adam("opt_D", self.D.trainable_variables)
         jit = cfg.jit_compile or None
         # Separate functions, so that one tape can span G's forward, D's update and G's loss.
-        self._forward = tf.function(lambda x: self.G(x, training=True), jit_compile=jit)
+        self._forward = tf.function(lambda x: self._generate(self.G, x), jit_compile=jit)
         self._d_grads = tf.function(self._discriminator_grads, jit_compile=jit)
         self._g_loss = tf.function(self._generator_loss, jit_compile=jit)
 
@@ -44,6 +45,7 @@ class Pix2Pix(GANModel):
             total = loss["D_real"] + loss["D_fake"]
             if self.cfg.gan_mode == "wgangp":
                 total += self.cfg.lambda_gp * self._avg(losses.gradient_penalty(self.D, real_xy, fake_xy, seed))
+            total = self.opt_D.scale_loss(total)  # scaled only under fp16
         return tape.gradient(total, self.D.trainable_variables), loss
 
     def _generator_loss(self, x: tf.Tensor, y: tf.Tensor, fake: tf.Tensor) -> dict[str, tf.Tensor]:
@@ -57,7 +59,7 @@ class Pix2Pix(GANModel):
                 grads, d_loss = self._d_grads(x, y, tf.stop_gradient(fake), self._replica_seed(step))
                 self.opt_D.apply_gradients(zip(grads, self.D.trainable_variables))
             loss = self._g_loss(x, y, fake)
-            total = loss["G_GAN"] + loss["G_L1"]
+            total = self.opt_G.scale_loss(loss["G_GAN"] + loss["G_L1"])
         grads = tape.gradient(total, self.G.trainable_variables)
         self.opt_G.apply_gradients(zip(grads, self.G.trainable_variables))
         return {**loss, **d_loss}

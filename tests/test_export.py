@@ -114,3 +114,17 @@ def test_cli_vanhuyz_flags_and_one_line_error(trained_run: Path, tmp_path: Path)
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert r.stderr.strip().splitlines()[-1] == "error: --checkpoint_dir=nowhere: no such run folder " \
                                                 "(nor checkpoints/nowhere)"
+
+
+@pytest.mark.parametrize("precision", ["bf16", "fp16"])
+def test_reduced_precision_export_stays_close_to_fp32(trained_run: Path, tmp_path: Path, precision: str) -> None:
+    x = tf.constant(np.random.default_rng(2).uniform(0, 255, (2, 32, 40, 3)).astype(np.float32))
+    full = tf.saved_model.load(str(export(trained_run, "XtoY", tmp_path / "fp32")))
+    low = tf.saved_model.load(str(export(trained_run, "XtoY", tmp_path / precision, precision=precision)))
+    assert low.precision.numpy().decode() == precision and full.precision.numpy() == b"fp32"
+    a, b = full.translate(x)["images"].numpy(), low.translate(x)["images"].numpy()
+    assert b.dtype == np.float32 and b.shape == a.shape
+    # bf16 keeps 8 bits of mantissa: a few levels of 255 at most, on average far less
+    assert np.abs(a - b).mean() < 2.0 and np.abs(a - b).max() < 16, (np.abs(a - b).mean(), np.abs(a - b).max())
+    with pytest.raises(UserError, match="--precision=fp8"):
+        export(trained_run, "XtoY", tmp_path / "bad", precision="fp8")
