@@ -137,7 +137,9 @@ def train(cfg: TrainConfig, explicit: set[str] | None = None) -> int:
     paired = cfg.model == "pix2pix"
     x_files = records.resolve_files(cfg.X)
     y_files = x_files if paired else records.resolve_files(cfg.Y)
-    records.check_schema(x_files, paired), records.check_schema(y_files)
+    records.check_schema(x_files, paired)
+    if not paired:
+        records.check_schema(y_files)
     x_count = records.count_records(x_files)
     y_count = x_count if paired else records.count_records(y_files)
     replicas = strategy.num_replicas_in_sync
