@@ -42,7 +42,12 @@ def make_strategy(name: str, batch_size: int = 1) -> tf.distribute.Strategy:
     if name == "default":
         return tf.distribute.get_strategy()
     if name == "mirrored":
-        return tf.distribute.MirroredStrategy()
+        if tf.config.list_logical_devices("GPU"):
+            return tf.distribute.MirroredStrategy()
+        # Several CPU devices (logical ones, as in the tests): TF picks collective all-reduce, whose keys
+        # restart with every strategy, so a second strategy in one process clashes with the first's
+        # ("Shape mismatch in the collective instance"). Reducing on one device is as fast on one host.
+        return tf.distribute.MirroredStrategy(cross_device_ops=tf.distribute.ReductionToOneDevice())
     if name == "multi_worker":
         if "TF_CONFIG" not in os.environ:
             raise UserError("--strategy=multi_worker needs the TF_CONFIG environment variable (see README)")

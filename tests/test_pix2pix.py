@@ -65,6 +65,12 @@ def test_a_step_trains_G_and_D_with_finite_losses(options: dict) -> None:
     assert int(model.opt_G.iterations.numpy()) == 1 and int(model.opt_D.iterations.numpy()) == 1
 
 
+def test_two_replicas_train_batch_norm_and_dropout(pairs: dict, tmp_path: Path) -> None:
+    cfg = TrainConfig(**TINY, X=pairs["records"], checkpoint_dir=str(tmp_path / "run"), batch_size=2,
+                      strategy="mirrored", max_steps=2, log_every=1)
+    assert train(cfg) == 0
+
+
 def checkpoint_values(path: str) -> dict[str, np.ndarray]:
     reader = tf.train.load_checkpoint(path)
     return {k: reader.get_tensor(k) for k in reader.get_variable_to_shape_map()
