@@ -14,12 +14,12 @@ import os
 import platform
 import statistics
 import tempfile
-import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import tensorflow as tf  # noqa: E402
+from timing import summary, time_calls  # noqa: E402 - bench/timing.py
 
 from cyclegan_tf.config import TrainConfig  # noqa: E402
 from cyclegan_tf.cyclegan import CycleGAN  # noqa: E402
@@ -42,18 +42,11 @@ def main() -> None:
         cfg.save(run / "flags.json")
         m = tf.saved_model.load(str(export(run, "XtoY", Path(tmp) / "g", precision=args.precision)))
         x = tf.random.uniform([args.batch_size, args.size, args.size, 3], 0, 255)
-        times = []
-        for i in range(args.runs + 2):
-            start = time.perf_counter()
-            m.translate(x)["images"].numpy()
-            if i >= 2:
-                times.append(time.perf_counter() - start)
-    med = statistics.median(times)
+        times = time_calls(lambda: m.translate(x)["images"].numpy(), args.runs)
     print(json.dumps({
         "bench": "inference", "size": args.size, "batch_size": args.batch_size, "netG": cfg.netG,
-        "precision": args.precision, "runs": args.runs, "sec_per_batch_median": round(med, 4),
-        "sec_per_image": round(med / args.batch_size, 4), "images_per_sec": round(args.batch_size / med, 3),
-        "sec_per_batch_min": round(min(times), 4), "sec_per_batch_max": round(max(times), 4),
+        "precision": args.precision, "runs": args.runs, **summary(times, "batch", args.batch_size),
+        "sec_per_image": round(statistics.median(times) / args.batch_size, 4),
         "devices": [d.name for d in tf.config.list_logical_devices() if d.device_type != "CPU"] or ["CPU"],
         "cpus": os.cpu_count(), "machine": platform.machine(), "tensorflow": tf.__version__}))
 

@@ -11,7 +11,7 @@ instead, batch `--batch_size` (the official test.py's work per image).
 
 Needs PyTorch, which is not a dependency of cyclegan_tf: install its CPU build into a separate
 environment (`pip install torch`) and run this file with that environment's python. It imports
-nothing from cyclegan_tf.
+nothing from cyclegan_tf (only bench/timing.py, plain Python).
 """
 from __future__ import annotations
 
@@ -21,8 +21,6 @@ import os
 import platform
 import random
 import resource
-import statistics
-import time
 
 try:
     import torch
@@ -30,6 +28,8 @@ try:
 except ImportError:
     raise SystemExit("bench/official_reference.py: PyTorch is not installed in this environment "
                      "(pip install torch, in a separate environment)") from None
+
+from timing import summary, time_calls  # noqa: E402 - bench/timing.py: the same protocol as ours
 
 
 def resnet_generator(n_blocks: int, ngf: int = 64) -> nn.Module:
@@ -137,18 +137,11 @@ def main() -> None:
     torch.manual_seed(0)
     random.seed(0)
     step = (inference if args.inference else cyclegan_step)(args.size, args.batch_size, netG)
-    times = []
-    for i in range(args.steps + 2):
-        start = time.perf_counter()
-        step()
-        if i >= 2:
-            times.append(time.perf_counter() - start)
-    med = statistics.median(times)
+    times = time_calls(step, args.steps)
     print(json.dumps({
         "bench": "official_reference_" + ("inference" if args.inference else "train_step"), "size": args.size,
         "batch_size": args.batch_size, "netG": netG, "steps": args.steps,
-        "sec_per_step_median": round(med, 4), "sec_per_step_min": round(min(times), 4),
-        "sec_per_step_max": round(max(times), 4), "images_per_sec": round(args.batch_size / med, 3),
+        **summary(times, "step", args.batch_size),
         "peak_memory_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
         "threads": torch.get_num_threads(), "cpus": os.cpu_count(), "machine": platform.machine(),
         "torch": torch.__version__}))

@@ -14,12 +14,11 @@ import json
 import os
 import platform
 import resource
-import statistics
-import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import tensorflow as tf  # noqa: E402
+from timing import summary, time_calls  # noqa: E402 - bench/timing.py
 
 from cyclegan_tf.config import TrainConfig  # noqa: E402
 from cyclegan_tf.loop import MODELS, make_strategy  # noqa: E402
@@ -48,13 +47,7 @@ def main() -> None:
     ds = tf.data.Dataset.from_tensors((tf.random.uniform(shape, -1, 1), tf.random.uniform(shape, -1, 1))).repeat()
     x, y = next(iter(strategy.experimental_distribute_dataset(ds)))
     step = model.make_train_step(strategy)
-    times = []
-    for i in range(args.steps + 2):
-        start = time.perf_counter()
-        float(step(x, y)["G"])  # reading a loss waits for the step to finish
-        if i >= 2:
-            times.append(time.perf_counter() - start)
-    med = statistics.median(times)
+    times = time_calls(lambda: float(step(x, y)["G"]), args.steps)  # reading a loss waits for the step
     gpus = tf.config.list_logical_devices("GPU")
     if gpus:
         peak = tf.config.experimental.get_memory_info(gpus[0].name)["peak"] / 2**20
@@ -64,8 +57,7 @@ def main() -> None:
         "bench": "train_step", "model": cfg.model, "size": args.size, "batch_size": args.batch_size,
         "netG": cfg.netG, "precision": cfg.precision, "jit_compile": args.jit_compile, "recompute": args.recompute,
         "replicas": strategy.num_replicas_in_sync, "steps": args.steps,
-        "sec_per_step_median": round(med, 4), "sec_per_step_min": round(min(times), 4),
-        "sec_per_step_max": round(max(times), 4), "images_per_sec": round(args.batch_size / med, 3),
+        **summary(times, "step", args.batch_size),
         "peak_memory_mb": round(peak), "memory": "gpu" if gpus else "rss",
         "devices": [d.name for d in tf.config.list_logical_devices() if d.device_type != "CPU"] or ["CPU"],
         "cpus": os.cpu_count(), "machine": platform.machine(), "tensorflow": tf.__version__}))

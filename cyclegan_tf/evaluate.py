@@ -3,7 +3,7 @@
   python -m cyclegan_tf.evaluate --generated out/ --real data/shapescapes/testB [--truth data/shapescapes/testB]
   python -m cyclegan_tf.evaluate --model pretrained/photo2labels --input data/shapescapes/testB \
       --truth data/shapescapes/testA --labels
-  python -m cyclegan_tf.evaluate --model pretrained/photo2labels --model pretrained/photo2labels_pix2pix \
+  python -m cyclegan_tf.evaluate --model pretrained/photo2labels --model pretrained/pix2pix_photo2labels \
       --identity --input data/shapescapes/testB --truth data/shapescapes/testA --labels   # side by side
 
 - FID and KID use the standard FID InceptionV3 pool3 features (cyclegan_tf.fid_inception). FID is

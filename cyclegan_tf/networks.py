@@ -79,8 +79,8 @@ class ReflectionPad2D(keras.layers.Layer):
 @keras.saving.register_keras_serializable(package="cyclegan_tf")
 class Cropping2D(keras.layers.Cropping2D):
     """Keras' Cropping2D with the crop's gradient as a zero pad: TF's strided-slice gradient
-    (StridedSliceGrad) takes 25-60 ms per crop at the generator's upsampling shapes on a CPU, a pad
-    1-6 ms; with six generator passes a CycleGAN step at 256 px spends ~0.5 s less. The forward op is
+    (StridedSliceGrad) takes 25-70 ms per crop at the generator's upsampling shapes on a CPU, a pad
+    2-6 ms; with six generator passes a CycleGAN step at 256 px spends ~0.5 s less. The forward op is
     unchanged (so are checkpoints and ONNX conversion)."""
 
     def call(self, inputs):
