@@ -15,8 +15,8 @@ from cyclegan_tf.errors import UserError, guarded  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("checkpoint_dir", "", "Run folder of train.py (or a run name under checkpoints/).")
-flags.DEFINE_string("XtoY_model", "apple2orange", "Name of the X→Y (G) export, or of a pix2pix run's G; "
-                    "'' skips it.")
+flags.DEFINE_string("XtoY_model", "apple2orange", "Name of the X→Y (G) export, or of a paired or one-sided "
+                    "run's one generator; '' skips it.")
 flags.DEFINE_string("YtoX_model", "orange2apple", "Name of the Y→X (F) export; '' skips it.")
 flags.DEFINE_integer("image_size", 0, "0: any input size (padded to what the generator needs); "
                      "S > 0: resize inputs to S×S and back, as vanhuyz's export did.")
@@ -33,19 +33,19 @@ def main(argv: list[str]) -> None:
     if not FLAGS.checkpoint_dir:
         raise UserError("--checkpoint_dir is required: the run folder written by train.py")
     logging.set_verbosity(logging.WARNING)
-    from cyclegan_tf.config import TrainConfig
     from cyclegan_tf.export import export, model_name, to_onnx  # TensorFlow loads here
-    from cyclegan_tf.loop import find_run
+    from cyclegan_tf.runs import find_run, read_run
 
     run = find_run(FLAGS.checkpoint_dir, "--checkpoint_dir")
-    jobs = [("XtoY", FLAGS.XtoY_model), ("YtoX", FLAGS.YtoX_model)]
-    flags_file = run / "flags.json"
-    if flags_file.exists() and TrainConfig.load(flags_file).get("model") == "pix2pix":
-        if FLAGS["YtoX_model"].present and FLAGS.YtoX_model:
-            print(f"note: {run} is a pix2pix run with one generator; --YtoX_model={FLAGS.YtoX_model} is skipped")
-        jobs = jobs[:1]
-    for direction, value in jobs:
+    cfg, model_cls, _ = read_run(run)
+    for direction in ("XtoY", "YtoX"):
+        value = FLAGS[f"{direction}_model"].value
         if not value:
+            continue
+        if direction not in model_cls.exports:
+            if FLAGS[f"{direction}_model"].present:
+                print(f"note: {run} is a {cfg.model} run without a {direction} generator; "
+                      f"--{direction}_model={value} is skipped")
             continue
         name = model_name(value)
         if name != value:
@@ -54,7 +54,6 @@ def main(argv: list[str]) -> None:
         print(f"exported {direction} to {path}")
         if FLAGS.onnx:
             print(f"exported {direction} to {to_onnx(path, path.with_suffix('.onnx'))}")
-
 
 if __name__ == "__main__":
     app.run(main)

@@ -1,4 +1,4 @@
-"""Trains a CycleGAN (vanhuyz's flags keep working).
+"""Trains a CycleGAN, or another model of the family with --model (vanhuyz's flags keep working).
 
   python train.py --X man.tfrecords --Y woman.tfrecords
   python train.py --load_model 20261122-1030          # resume a run under checkpoints/
@@ -6,7 +6,6 @@
 """
 from __future__ import annotations
 
-import dataclasses
 import os
 import sys
 
@@ -14,31 +13,43 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow's start-up chat
 
 from absl import app, flags, logging  # noqa: E402
 
-from cyclegan_tf.config import TrainConfig  # noqa: E402
-from cyclegan_tf.errors import guarded  # noqa: E402
+from cyclegan_tf import config, models  # noqa: E402
+from cyclegan_tf.errors import UserError, guarded  # noqa: E402
 
 FLAGS = flags.FLAGS
-for _f in dataclasses.fields(TrainConfig):
-    _help, _choices = _f.metadata["help"], _f.metadata["choices"]
-    if _choices:
-        flags.DEFINE_enum(_f.name, _f.default, list(_choices), _help)
+_DEFINE = {bool: flags.DEFINE_bool, int: flags.DEFINE_integer, float: flags.DEFINE_float, str: flags.DEFINE_string}
+
+
+def _define(name: str, default, help: str, choices) -> None:  # noqa: A002 - absl's name
+    if choices:
+        flags.DEFINE_enum(name, default, list(choices), help)
     else:
-        {bool: flags.DEFINE_bool, int: flags.DEFINE_integer, float: flags.DEFINE_float,
-         str: flags.DEFINE_string}[type(_f.default)](_f.name, _f.default, _help)
+        _DEFINE[type(default)](name, default, help)
+
+
+for _f in config.fields():
+    _define(_f.name, _f.default, _f.metadata["help"], _f.metadata["choices"])
+try:
+    _MODELS = models.all_models()  # their own options become flags too
+except UserError as _e:
+    sys.exit(f"error: {_e}")
+for _option in {o.name: o for m in _MODELS for o in m.options}.values():
+    _define(_option.name, _option.default, f"{_option.help} (--model "
+            f"{'/'.join(m.name for m in _MODELS if _option in m.options)})", _option.choices)
 
 
 @guarded
 def main(argv: list[str]) -> int:
     if len(argv) > 1:
-        from cyclegan_tf.errors import UserError
-
         raise UserError(f"unexpected argument {argv[1]!r} (flags take the form --name=value)")
     logging.set_verbosity(logging.WARNING)  # TensorFlow's checkpoint saver logs every save at INFO
-    from cyclegan_tf.loop import train  # TensorFlow loads here
+    from cyclegan_tf.loop import train
 
-    cfg = TrainConfig(**{f.name: FLAGS[f.name].value for f in dataclasses.fields(TrainConfig)})
-    explicit = {f.name for f in dataclasses.fields(TrainConfig) if FLAGS[f.name].present}
-    return train(cfg, explicit)
+    common = {f.name for f in config.fields()}
+    own = {o.name for m in _MODELS for o in m.options} - common
+    cfg = config.TrainConfig(**{k: FLAGS[k].value for k in common},
+                             extra={k: FLAGS[k].value for k in own if FLAGS[k].present})
+    return train(cfg, {k for k in common | own if FLAGS[k].present})
 
 
 if __name__ == "__main__":

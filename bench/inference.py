@@ -2,9 +2,9 @@
 
   python bench/inference.py --size 256 --batch_size 1 --precision fp32|bf16|fp16 [--netG resnet_9blocks]
 
-Builds a CycleGAN run folder with freshly initialised weights (timing does not depend on training),
-exports G with export_graph's code at the given precision, loads it with plain tf.saved_model.load
-and times `translate` on a fixed batch after two warm-up calls. Prints one JSON line.
+Builds a CycleGAN run folder (its checkpoint as train.py writes it) with freshly initialised weights
+(timing does not depend on training), exports G with export_graph's code at the given precision, loads it
+with plain tf.saved_model.load and times `translate` on a fixed batch after two warm-up calls. Prints one JSON line.
 """
 from __future__ import annotations
 
@@ -21,9 +21,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import tensorflow as tf  # noqa: E402
 from timing import summary, time_calls  # noqa: E402 - bench/timing.py
 
+from cyclegan_tf import models  # noqa: E402
 from cyclegan_tf.config import TrainConfig  # noqa: E402
-from cyclegan_tf.cyclegan import CycleGAN  # noqa: E402
 from cyclegan_tf.export import export  # noqa: E402
+from cyclegan_tf.options import PRECISIONS  # noqa: E402
 
 
 def main() -> None:
@@ -32,13 +33,13 @@ def main() -> None:
     p.add_argument("--batch_size", type=int, default=1)
     p.add_argument("--runs", type=int, default=10)
     p.add_argument("--netG", default="")
-    p.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"])
+    p.add_argument("--precision", default="fp32", choices=PRECISIONS)
     args = p.parse_args()
     cfg = TrainConfig(image_size=args.size, netG=args.netG).resolved()
     with tempfile.TemporaryDirectory() as tmp:
         run = Path(tmp) / "run"
-        model = CycleGAN(cfg, 1000, 1)
-        tf.train.Checkpoint(G=model.G, F=model.F, step=model.step).save(str(run / "ckpt"))
+        model = models.get(cfg.model)(cfg, 1000, 1)
+        tf.train.CheckpointManager(model.checkpoint(), str(run), max_to_keep=1).save()
         cfg.save(run / "flags.json")
         m = tf.saved_model.load(str(export(run, "XtoY", Path(tmp) / "g", precision=args.precision)))
         x = tf.random.uniform([args.batch_size, args.size, args.size, 3], 0, 255)

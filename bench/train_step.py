@@ -1,4 +1,4 @@
-"""Seconds per CycleGAN training step with the default networks (resnet, 70×70 PatchGAN, pool 50).
+"""Seconds per training step of a model (CycleGAN by default: resnet, 70×70 PatchGAN, pool 50).
 
   python bench/train_step.py --size 256 --steps 10 [--batch_size 1] [--precision fp32|bf16|fp16]
       [--jit_compile] [--recompute] [--strategy auto] [--model cycle_gan|pix2pix]
@@ -20,8 +20,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import tensorflow as tf  # noqa: E402
 from timing import summary, time_calls  # noqa: E402 - bench/timing.py
 
+from cyclegan_tf import models  # noqa: E402
 from cyclegan_tf.config import TrainConfig  # noqa: E402
-from cyclegan_tf.loop import MODELS, make_strategy  # noqa: E402
+from cyclegan_tf.distribute import make_strategy  # noqa: E402
+from cyclegan_tf.options import PRECISIONS  # noqa: E402
 
 
 def main() -> None:
@@ -32,22 +34,23 @@ def main() -> None:
     p.add_argument("--netG", default="")
     p.add_argument("--jit_compile", action="store_true")
     p.add_argument("--recompute", action="store_true")
-    p.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"])
+    p.add_argument("--precision", default="fp32", choices=PRECISIONS)
     p.add_argument("--strategy", default="auto")
-    p.add_argument("--model", default="cycle_gan", choices=list(MODELS))
+    p.add_argument("--model", default=models.DEFAULT, choices=models.names())
     args = p.parse_args()
     cfg = TrainConfig(model=args.model, image_size=args.size, batch_size=args.batch_size, netG=args.netG,
                       jit_compile=args.jit_compile, recompute=args.recompute, precision=args.precision,
                       strategy=args.strategy)
-    cfg = cfg.with_model_defaults(cfg.changed()).resolved()
+    model_cls = models.get(cfg.model)
+    cfg = model_cls.configure(cfg, cfg.changed()).resolved()
     strategy = make_strategy(cfg.strategy, cfg.batch_size)
     with strategy.scope():
-        model = MODELS[cfg.model](cfg, 1000, cfg.batch_size)
+        model = model_cls(cfg, 1000, cfg.batch_size)
     shape = [cfg.batch_size, args.size, args.size, 3]
     ds = tf.data.Dataset.from_tensors((tf.random.uniform(shape, -1, 1), tf.random.uniform(shape, -1, 1))).repeat()
     x, y = next(iter(strategy.experimental_distribute_dataset(ds)))
     step = model.make_train_step(strategy)
-    times = time_calls(lambda: float(step(x, y)["G"]), args.steps)  # reading a loss waits for the step
+    times = time_calls(lambda: bool(step(x, y)["finite"]), args.steps)  # reading the flag waits for the step
     gpus = tf.config.list_logical_devices("GPU")
     if gpus:
         peak = tf.config.experimental.get_memory_info(gpus[0].name)["peak"] / 2**20

@@ -1,23 +1,25 @@
 """Training options: one dataclass, from which train.py defines its flags and flags.json is written.
 
-Defaults follow the paper's code (SPEC §1–2); names follow vanhuyz's train.py where he had one.
+Defaults follow the paper's code (SPEC §1–2); names follow vanhuyz's train.py where he had one. Options a
+model adds of its own (`Model.options`) live in `extra` and are read as attributes like the others.
+`validate()` checks every value before anything is written, so a corrected command is never refused.
 """
 from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from cyclegan_tf import atomic
+from cyclegan_tf import atomic, options
 from cyclegan_tf.errors import UserError
 
 # Changing these on resume would not fit the saved weights (image_size and pool_size: the pools' shape;
 # precision: fp16 adds loss-scale state to the optimisers).
 ARCHITECTURE = ("model", "netG", "netD", "ngf", "ndf", "n_layers_D", "norm", "upsample", "use_dropout", "image_size",
                 "pool_size", "direction", "precision")
-# The official code's defaults for pix2pix where they differ from CycleGAN's; flags given explicitly win.
-MODEL_DEFAULTS = {"pix2pix": dict(netG="unet_256", norm="batch", gan_mode="vanilla", use_dropout=True, pool_size=0)}
 
 
 def _f(default, help: str, choices: tuple | None = None):  # noqa: A002 - mirrors absl's name
@@ -28,28 +30,28 @@ def _f(default, help: str, choices: tuple | None = None):  # noqa: A002 - mirror
 class TrainConfig:
     X: str = _f("", "TFRecord file (or shards) of domain X.")
     Y: str = _f("", "TFRecord file (or shards) of domain Y.")
-    model: str = _f("cycle_gan", "cycle_gan (unpaired --X and --Y) | pix2pix (pairs in --X from build_data.py "
-                    "--paired; defaults become --netG unet_256 --norm batch --gan_mode vanilla --use_dropout "
-                    "--pool_size 0).", ("cycle_gan", "pix2pix"))
-    direction: str = _f("AtoB", "pix2pix: translate a pair's first image (A) to its second (B), or BtoA.",
-                        ("AtoB", "BtoA"))
+    model: str = _f("", "The model to train (see the README): cycle_gan (the default; unpaired --X and --Y), "
+                    "pix2pix (pairs in --X from build_data.py --paired), or a registered plug-in. Each model sets "
+                    "its own defaults for options not given.")
+    direction: str = _f("AtoB", "Paired models: translate a pair's first image (A) to its second (B), or BtoA.",
+                        options.DIRECTIONS)
     checkpoint_dir: str = _f("", "Run folder (default checkpoints/<YYYYmmdd-HHMM>); an existing one resumes.")
     load_model: str = _f("", "Resume this run (a folder, or a run name under checkpoints/).")
     # Networks
     netG: str = _f("", "resnet_9blocks | resnet_6blocks | unet_256 | unet_128 (default: 9 blocks above "
-                   "128 px, 6 at 128 and below).", ("", "resnet_9blocks", "resnet_6blocks", "unet_256", "unet_128"))
-    netD: str = _f("basic", "basic (70×70 PatchGAN) | n_layers | pixel.", ("basic", "n_layers", "pixel"))
+                   "128 px, 6 at 128 and below).", ("", *options.GENERATORS))
+    netD: str = _f("basic", "basic (70×70 PatchGAN) | n_layers | pixel.", options.DISCRIMINATORS)
     n_layers_D: int = _f(3, "Layers of the n_layers discriminator.")
     ngf: int = _f(64, "Generator filters in the first conv layer.")
     ndf: int = _f(64, "Discriminator filters in the first conv layer.")
-    norm: str = _f("instance", "instance | batch | none.", ("instance", "batch", "none"))
+    norm: str = _f("instance", "instance | batch | none.", options.NORMS)
     upsample: str = _f("transpose", "transpose | resize (resize-conv, against checkerboard artifacts).",
-                       ("transpose", "resize"))
+                       options.UPSAMPLES)
     use_dropout: bool = _f(False, "Dropout 0.5 in the generator (pix2pix uses it; CycleGAN does not).")
     # Losses
-    gan_mode: str = _f("lsgan", "lsgan | vanilla | wgangp.", ("lsgan", "vanilla", "wgangp"))
+    gan_mode: str = _f("lsgan", "lsgan | vanilla | wgangp.", options.GAN_MODES)
     use_lsgan: bool = _f(True, "vanhuyz's flag: --nouse_lsgan means --gan_mode vanilla.")
-    real_label: float = _f(1.0, "Target for real images (vanhuyz used 0.9).")
+    real_label: float = _f(1.0, "Target for real images, in (0, 1] (vanhuyz used 0.9).")
     lambda1: float = _f(10.0, "Weight of the cycle loss X → Y → X.")
     lambda2: float = _f(10.0, "Weight of the cycle loss Y → X → Y.")
     lambda_identity: float = _f(0.5, "Identity loss weight, times lambda1/lambda2; 0 skips its forward passes.")
@@ -60,6 +62,7 @@ class TrainConfig:
     learning_rate: float = _f(2e-4, "Adam learning rate.")
     beta1: float = _f(0.5, "Adam beta1.")
     beta2: float = _f(0.999, "Adam beta2.")
+    adam_eps: float = _f(1e-8, "Adam epsilon, added after bias correction as in PyTorch's Adam (the official code).")
     epochs: int = _f(100, "Epochs at the initial learning rate (an epoch is max(|X|, |Y|) images).")
     epochs_decay: int = _f(100, "Epochs of linear decay to 0 after that.")
     max_steps: int = _f(0, "If > 0: train this many steps instead; the decay keeps its share of the run.")
@@ -68,15 +71,14 @@ class TrainConfig:
     image_size: int = _f(256, "Crop size: training images are image_size × image_size (vanhuyz's flag).")
     load_size: int = _f(0, "Resize to this before cropping (default image_size · 286/256).")
     preprocess: str = _f("resize_and_crop", "resize_and_crop | crop | scale_width | scale_width_and_crop | none.",
-                         ("resize_and_crop", "crop", "scale_width", "scale_width_and_crop", "none"))
+                         options.PREPROCESS)
     no_flip: bool = _f(False, "No random horizontal flips.")
     seed: int = _f(0, "Seed of data order, augmentation, the image pool and weight initialisation.")
     # Running
-    strategy: str = _f("auto", "auto | default | mirrored | multi_worker.", ("auto", "default", "mirrored",
-                                                                           "multi_worker"))
+    strategy: str = _f("auto", "auto | default | mirrored | multi_worker.", options.STRATEGIES)
     precision: str = _f("fp32", "fp32 | bf16 | fp16: the networks compute in this type (Keras mixed precision); "
                         "weights, norm statistics, losses and the optimiser stay fp32; fp16 scales the loss.",
-                        ("fp32", "bf16", "fp16"))
+                        options.PRECISIONS)
     recompute: bool = _f(False, "Gradient checkpointing: keep only each generator call's input and recompute its "
                          "activations in the backward pass (less memory, about a third more generator compute).")
     jit_compile: bool = _f(False, "Compile the forward and backward passes with XLA.")
@@ -85,44 +87,84 @@ class TrainConfig:
     summary_every: int = _f(100, "TensorBoard images every this many steps.")
     log_every: int = _f(10, "Loss scalars, log line and NaN check every this many steps.")
     keep_checkpoints: int = _f(3, "Checkpoints to keep.")
+    # The chosen model's own options (Model.options), by name.
+    extra: dict = field(default_factory=dict, metadata={"help": "", "choices": None})
+
+    def __getattr__(self, name: str) -> Any:
+        extra = self.__dict__.get("extra") or {}
+        if name in extra:
+            return extra[name]
+        raise AttributeError(f"TrainConfig has no option {name!r}")
 
     def changed(self) -> set[str]:
         """Options that differ from their defaults (what a caller of the Python API chose)."""
-        return {f.name for f in dataclasses.fields(self) if getattr(self, f.name) != f.default}
-
-    def with_model_defaults(self, explicit: set[str]) -> TrainConfig:
-        """The model's own defaults (pix2pix differs from CycleGAN) for options not given explicitly."""
-        defaults = MODEL_DEFAULTS.get(self.model, {})
-        return dataclasses.replace(self, **{k: v for k, v in defaults.items() if k not in explicit})
+        common = {f.name for f in fields() if getattr(self, f.name) != f.default}
+        return common | set(self.extra)
 
     def resolved(self) -> TrainConfig:
         """Fills the defaults that depend on other options."""
-        c = dataclasses.replace(self)
+        c = dataclasses.replace(self, extra=dict(self.extra))
         if not c.netG:
-            from cyclegan_tf.networks import default_netG
-
-            c.netG = default_netG(c.image_size)
+            c.netG = "resnet_9blocks" if c.image_size > 128 else "resnet_6blocks"  # the paper's choice
         if not c.load_size:
             c.load_size = round(c.image_size * 286 / 256)
         if not c.use_lsgan and c.gan_mode == "lsgan":
             c.gan_mode = "vanilla"
         return c
 
-    def generator_kwargs(self) -> dict:
-        """networks.define_G arguments (of a resolved config)."""
-        return dict(netG=self.netG, ngf=self.ngf, norm=self.norm, upsample=self.upsample, use_dropout=self.use_dropout)
+    def validate(self) -> None:
+        """One-line UserError for the first value that cannot work: types, choices and ranges."""
+        for f in fields():
+            _check_type(f.name, getattr(self, f.name), f.default)
+            value, choices = getattr(self, f.name), f.metadata["choices"]
+            if choices and value not in choices:
+                raise UserError(f"--{f.name}={value}: choose one of {', '.join(c for c in choices if c)}")
+        for name in ("image_size", "ngf", "ndf", "batch_size", "save_every", "summary_every", "log_every",
+                     "keep_checkpoints"):
+            _at_least(name, getattr(self, name), 1)
+        for name in ("pool_size", "epochs", "epochs_decay", "max_steps", "load_size", "lambda1", "lambda2",
+                     "lambda_identity", "lambda_gp", "lambda_L1"):
+            _at_least(name, getattr(self, name), 0)
+        if not 1 <= self.n_layers_D <= options.MAX_LAYERS_D:
+            raise UserError(f"--n_layers_D={self.n_layers_D}: must be between 1 and {options.MAX_LAYERS_D}")
+        if self.netD == "n_layers" and self.image_size < 3 * 2 ** self.n_layers_D:
+            raise UserError(f"--n_layers_D={self.n_layers_D} needs images of at least {3 * 2 ** self.n_layers_D} px "
+                            f"(--image_size={self.image_size})")
+        if not (self.learning_rate > 0 and math.isfinite(self.learning_rate)):
+            raise UserError(f"--learning_rate={self.learning_rate}: must be a positive number")
+        for name in ("beta1", "beta2"):
+            if not 0 <= getattr(self, name) < 1:
+                raise UserError(f"--{name}={getattr(self, name)}: must be in [0, 1)")
+        if not self.adam_eps > 0:
+            raise UserError(f"--adam_eps={self.adam_eps}: must be positive")
+        if not 0 < self.real_label <= 1:
+            raise UserError(f"--real_label={self.real_label}: must be in (0, 1]")
+        if self.max_steps == 0 and self.epochs + self.epochs_decay == 0:
+            raise UserError("--epochs and --epochs_decay are both 0: nothing to train (or give --max_steps)")
+        if self.pool_size > 0 and self.preprocess in ("scale_width", "none"):
+            raise UserError(f"--preprocess={self.preprocess} gives images of varying size; it needs --pool_size=0")
+        if self.preprocess in ("resize_and_crop", "scale_width_and_crop") and 0 < self.load_size < self.image_size:
+            raise UserError(f"--load_size={self.load_size} is smaller than the crop --image_size={self.image_size}")
+
+    def as_flags(self) -> dict[str, Any]:
+        """Every option by name, the model's own beside the common ones (the form of flags.json)."""
+        return {k: v for k, v in dataclasses.asdict(self).items() if k != "extra"} | self.extra
 
     def save(self, path: Path) -> None:
-        atomic.write_text(path, json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True) + "\n")
+        atomic.write_text(path, json.dumps(self.as_flags(), indent=2, sort_keys=True) + "\n")
 
     @classmethod
     def load(cls, path: Path) -> dict:
+        """The saved options as keyword arguments: common ones by name, the model's own under `extra`."""
         try:
             saved = json.loads(path.read_text())
         except (OSError, ValueError) as e:
             raise UserError(f"{path}: unreadable flags file ({e})") from None
-        names = {f.name for f in dataclasses.fields(cls)}
-        return {k: v for k, v in saved.items() if k in names}
+        if not isinstance(saved, dict):
+            raise UserError(f"{path}: not a flags file (expected a JSON object)")
+        names = {f.name for f in fields()}
+        return {k: v for k, v in saved.items() if k in names} | {"extra": {k: v for k, v in saved.items()
+                                                                          if k not in names and k != "extra"}}
 
     def check_resume(self, saved: dict, explicit: set[str]) -> TrainConfig:
         """Options for a resumed run: saved values, except those the user set now; architecture must match."""
@@ -130,6 +172,27 @@ class TrainConfig:
             if name in explicit and name in saved and getattr(self, name) != saved[name]:
                 raise UserError(f"--{name}={getattr(self, name)} does not match the run being resumed "
                                 f"(it was trained with --{name}={saved[name]})")
-        merged = {**saved, **{k: getattr(self, k) for k in explicit},
-                  "checkpoint_dir": self.checkpoint_dir, "load_model": self.load_model}
+        common = {k: getattr(self, k) for k in explicit if k in {f.name for f in fields()}}
+        extra = {**saved.get("extra", {}), **{k: v for k, v in self.extra.items() if k in explicit}}
+        merged = {**saved, **common, "extra": extra, "checkpoint_dir": self.checkpoint_dir,
+                  "load_model": self.load_model}
         return dataclasses.replace(self, **merged)
+
+
+def fields() -> tuple[dataclasses.Field, ...]:
+    """The common options (every field but `extra`)."""
+    return tuple(f for f in dataclasses.fields(TrainConfig) if f.name != "extra")
+
+
+def _check_type(name: str, value: Any, default: Any) -> None:
+    kind = type(default)
+    ok = isinstance(value, kind) and not (kind is int and isinstance(value, bool))
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        ok = True
+    if not ok:
+        raise UserError(f"--{name}={value!r}: expected {'a number' if kind is float else kind.__name__}")
+
+
+def _at_least(name: str, value: float, low: float) -> None:
+    if not value >= low:  # also false for NaN
+        raise UserError(f"--{name}={value}: must be at least {low}")

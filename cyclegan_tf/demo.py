@@ -19,16 +19,20 @@ import sys
 import time
 from pathlib import Path
 
-from cyclegan_tf import atomic, evaluate
+from cyclegan_tf import atomic, evaluate, models
 from cyclegan_tf.datasets import shapescapes
+from cyclegan_tf.options import PRECISIONS
 
 ROOT = Path(__file__).resolve().parents[1]
 # Sized to finish in about 15 minutes on 2 CPU cores; a GPU gets more steps and 128 px.
 CPU = dict(size=64, train=300, test=50, steps=3000, ngf=32, ndf=32)
 GPU = dict(size=128, train=400, test=100, steps=20000, ngf=64, ndf=64)
 REDUCED = dict(size=32, train=12, test=6, steps=4, ngf=4, ndf=4)
-MODELS = ("cycle_gan", "pix2pix")
-PREFIX = {"cycle_gan": "", "pix2pix": "pix2pix_"}  # of the exports, result folders and score keys
+
+
+def prefix(model: str) -> str:
+    """Of a model's exports, result folders and score keys: none for the default model."""
+    return "" if model == models.DEFAULT else f"{model}_"
 
 
 def _tool(script: str, *args: str) -> None:
@@ -42,77 +46,91 @@ def _train_args(plan: dict, seed: int) -> list[str]:
             f"--seed={plan.get('train_seed', seed)}", f"--precision={plan.get('precision', 'fp32')}"]
 
 
-def _cycle_gan(out: Path, data: Path, plan: dict, seed: int) -> None:
-    run, exports, results = out / "checkpoints", out / "pretrained", out / "results"
-    _tool("build_data.py", f"--X_input_dir={data / 'trainA'}", f"--Y_input_dir={data / 'trainB'}",
-          f"--X_output_file={out / 'labels.tfrecords'}", f"--Y_output_file={out / 'photos.tfrecords'}")
-    _tool("train.py", f"--X={out / 'labels.tfrecords'}", f"--Y={out / 'photos.tfrecords'}", f"--checkpoint_dir={run}",
-          *_train_args(plan, seed))
-    _tool("export_graph.py", f"--checkpoint_dir={run}", "--XtoY_model=labels2photo", "--YtoX_model=photo2labels",
-          f"--export_dir={exports}")
-    for name, inputs in (("photo2labels", "testB"), ("labels2photo", "testA")):
-        _tool("inference.py", f"--model={exports / name}", f"--input={data / inputs}", f"--output={results / name}",
-              "--format=png")
+DIRECTIONS = (("photo2labels", "BtoA", "testB"), ("labels2photo", "AtoB", "testA"))  # name, pair direction, inputs
 
 
-def _pix2pix(out: Path, data: Path, plan: dict, seed: int) -> None:
-    """One run per direction, with CycleGAN's generator (the U-Net needs sides divisible by 128)."""
-    paired = out / "shapescapes_paired"
-    shapescapes.generate(paired, plan["size"], plan["train"], plan["test"], seed, paired=True)
-    _tool("build_data.py", "--paired", f"--X_input_dir={paired / 'trainA'}", f"--Y_input_dir={paired / 'trainB'}",
-          f"--output_file={out / 'pairs.tfrecords'}")
-    net = "unet_128" if plan["size"] % 128 == 0 else "resnet_6blocks"
-    for name, direction, inputs in (("photo2labels", "BtoA", "testB"), ("labels2photo", "AtoB", "testA")):
-        run = out / f"checkpoints_pix2pix_{name}"
-        _tool("train.py", "--model=pix2pix", f"--X={out / 'pairs.tfrecords'}", f"--direction={direction}",
-              f"--netG={net}", f"--checkpoint_dir={run}", *_train_args(plan, seed))
-        _tool("export_graph.py", f"--checkpoint_dir={run}", f"--XtoY_model=pix2pix_{name}", "--YtoX_model=",
-              f"--export_dir={out / 'pretrained'}")
-        _tool("inference.py", f"--model={out / 'pretrained' / f'pix2pix_{name}'}", f"--input={data / inputs}",
-              f"--output={out / 'results' / f'pix2pix_{name}'}", "--format=png")
+def _train_export_translate(out: Path, data: Path, run: Path, train: list[str], exports: dict) -> None:
+    _tool("train.py", *train, f"--checkpoint_dir={run}")
+    _tool("export_graph.py", f"--checkpoint_dir={run}", *(f"--{d}_model={n}" for d, n in exports.items()),
+          f"--export_dir={out / 'pretrained'}")
+    for export_name in filter(None, exports.values()):
+        inputs = next(i for n, _, i in DIRECTIONS if export_name.endswith(n))
+        _tool("inference.py", f"--model={out / 'pretrained' / export_name}", f"--input={data / inputs}",
+              f"--output={out / 'results' / export_name}", "--format=png")
 
 
-def run_demo(out: Path, plan: dict, seed: int = 0, models: tuple[str, ...] = ("cycle_gan",)) -> dict:
+def _train_model(out: Path, data: Path, plan: dict, seed: int, model: str) -> None:
+    """Trains `model` as it reads its data: pairs (one run per direction), or both unpaired domains (one
+    run for a two-generator model, else one per direction), with the same steps and sizes for all."""
+    cls, p = models.get(model), prefix(model)
+    args = [f"--model={model}", *_train_args(plan, seed)]
+    if cls.paired:
+        paired = out / "shapescapes_paired"
+        if not paired.exists():
+            shapescapes.generate(paired, plan["size"], plan["train"], plan["test"], seed, paired=True)
+            _tool("build_data.py", "--paired", f"--X_input_dir={paired / 'trainA'}",
+                  f"--Y_input_dir={paired / 'trainB'}", f"--output_file={out / 'pairs.tfrecords'}")
+        # CycleGAN's generator where the U-Nets do not fit (they need sides divisible by 128)
+        net = "unet_128" if plan["size"] % 128 == 0 else "resnet_6blocks"
+        for name, direction, _ in DIRECTIONS:
+            _train_export_translate(out, data, out / f"checkpoints_{p}{name}",
+                                    [*args, f"--X={out / 'pairs.tfrecords'}", f"--direction={direction}",
+                                     f"--netG={net}"], {"XtoY": p + name, "YtoX": ""})
+        return
+    labels, photos = out / "labels.tfrecords", out / "photos.tfrecords"
+    if not labels.exists():
+        _tool("build_data.py", f"--X_input_dir={data / 'trainA'}", f"--Y_input_dir={data / 'trainB'}",
+              f"--X_output_file={labels}", f"--Y_output_file={photos}")
+    if {"XtoY", "YtoX"} <= set(cls.exports):
+        _train_export_translate(out, data, out / f"checkpoints{'_' + model if p else ''}",
+                                [*args, f"--X={labels}", f"--Y={photos}"],
+                                {"XtoY": p + "labels2photo", "YtoX": p + "photo2labels"})
+        return
+    for name, direction, _ in DIRECTIONS:
+        x, y = (labels, photos) if direction == "AtoB" else (photos, labels)
+        _train_export_translate(out, data, out / f"checkpoints_{p}{name}", [*args, f"--X={x}", f"--Y={y}"],
+                                {"XtoY": p + name, "YtoX": ""})
+
+
+def run_demo(out: Path, plan: dict, seed: int = 0, model_names: tuple[str, ...] = (models.DEFAULT,)) -> dict:
     start = time.time()
     data, results = out / "shapescapes", out / "results"  # `data` is unpaired; its test split is paired
     if out.exists():
         shutil.rmtree(out)
     counts = shapescapes.generate(data, plan["size"], plan["train"], plan["test"], seed)
     print(f"ShapeScapes {plan['size']} px: {counts}")
-    if "cycle_gan" in models:
-        _cycle_gan(out, data, plan, seed)
-    if "pix2pix" in models:
-        _pix2pix(out, data, plan, seed)
+    for model in model_names:
+        _train_model(out, data, plan, seed, model)
 
     scores: dict = {}
     for name, inputs, kw in (("photo2labels", "testB", dict(truth=data / "testA", labels=True)),
                              ("labels2photo", "testA", dict(real=data / "trainB", truth=data / "testB"))):
-        for m in models:
-            scores[PREFIX[m] + name] = evaluate.evaluate(results / (PREFIX[m] + name), **kw)
+        for m in model_names:
+            scores[prefix(m) + name] = evaluate.evaluate(results / (prefix(m) + name), **kw)
         scores[f"{name}_identity"] = evaluate.evaluate(data / inputs, **kw)
-        columns = {m: scores[PREFIX[m] + name] for m in models} | {"identity": scores[f"{name}_identity"]}
+        columns = {m: scores[prefix(m) + name] for m in model_names} | {"identity": scores[f"{name}_identity"]}
         print(evaluate.comparison(columns, name))
-    scores |= {"plan": plan, "models": list(models), "seconds": round(time.time() - start)}
+    scores |= {"plan": plan, "models": list(model_names), "seconds": round(time.time() - start)}
     atomic.write_text(out / "scores.json", json.dumps(scores, indent=2) + "\n")
-    _page(out, scores, models)
+    _page(out, scores, model_names)
     print(f"demo finished in {scores['seconds']} s: open {out / 'index.html'}; "
           f"tensorboard --logdir {out}")
     return scores
 
 
-def _page(out: Path, scores: dict, models: tuple[str, ...]) -> None:
+def _page(out: Path, scores: dict, model_names: tuple[str, ...]) -> None:
     def gallery(name: str, inputs: str, truths: str) -> str:
-        head = "<tr><th>input</th>" + "".join(f"<th>{m}</th>" for m in models) + "<th>ground truth</th></tr>"
+        head = "<tr><th>input</th>" + "".join(f"<th>{m}</th>" for m in model_names) + "<th>ground truth</th></tr>"
         cells = []
         for f in sorted((out / "shapescapes" / inputs).glob("*.png"))[:12]:
-            imgs = [f"shapescapes/{inputs}/{f.name}", *(f"results/{PREFIX[m]}{name}/{f.name}" for m in models),
+            imgs = [f"shapescapes/{inputs}/{f.name}", *(f"results/{prefix(m)}{name}/{f.name}" for m in model_names),
                     f"shapescapes/{truths}/{f.name}"]
             cells.append("<tr>" + "".join(f"<td><img src='{html.escape(i)}'></td>" for i in imgs) + "</tr>")
         return head + "".join(cells)
 
     def score_table(name: str, keys: tuple[str, ...]) -> str:
-        cols = [scores[PREFIX[m] + name] for m in models] + [scores[f"{name}_identity"]]
-        head = "<tr><th>score</th>" + "".join(f"<th>{m}</th>" for m in models) + "<th>identity</th></tr>"
+        cols = [scores[prefix(m) + name] for m in model_names] + [scores[f"{name}_identity"]]
+        head = "<tr><th>score</th>" + "".join(f"<th>{m}</th>" for m in model_names) + "<th>identity</th></tr>"
         return head + "".join("<tr><td>" + k + "</td>" + "".join(f"<td>{c[k]:.4f}</td>" for c in cols) + "</tr>"
                               for k in keys if k in cols[0])
 
@@ -138,15 +156,16 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--out", default="runs/demo")
     p.add_argument("--reduced", action="store_true", help="tiny sizes and a few steps (the CI test)")
     p.add_argument("--steps", type=int, default=0, help="override the number of training steps")
-    p.add_argument("--models", default="cycle_gan", help="cycle_gan, pix2pix, or cycle_gan,pix2pix")
-    p.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"],
+    p.add_argument("--models", default=models.DEFAULT, help="comma-separated registered models, e.g. "
+                   "cycle_gan,pix2pix")
+    p.add_argument("--precision", default="fp32", choices=PRECISIONS,
                    help="train.py --precision (exports stay float32, so only training differs)")
     p.add_argument("--train_seed", type=int, default=None,
                    help="train.py --seed (default: the data's seed 0); the data and test split stay the same")
     args = p.parse_args(argv)
-    models = tuple(m.strip() for m in args.models.split(",") if m.strip())
-    if not models or set(models) - set(MODELS):
-        p.error(f"--models={args.models}: choose from {', '.join(MODELS)}")
+    chosen = tuple(m.strip() for m in args.models.split(",") if m.strip())
+    if not chosen or set(chosen) - set(models.names()):
+        p.error(f"--models={args.models}: choose from {', '.join(models.names())}")
     import tensorflow as tf
 
     plan = dict(REDUCED if args.reduced else GPU if tf.config.list_physical_devices("GPU") else CPU)
@@ -156,7 +175,7 @@ def main(argv: list[str] | None = None) -> None:
         plan["precision"] = args.precision
     if args.train_seed is not None:
         plan["train_seed"] = args.train_seed
-    run_demo(Path(args.out), plan, models=models)
+    run_demo(Path(args.out), plan, model_names=chosen)
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ Signatures:
   translate        float32 [N, H, W, 3] in [0, 255] → float32 [N, H, W, 3] in [0, 255].
 Any H, W: the graph reflect-pads to the multiple the generator needs and crops back; or, with
 image_size > 0, resizes to that square and back (vanhuyz's behaviour). The training flags, the
-training step and the direction (XtoY or YtoX; a pix2pix run's AtoB or BtoA) are stored as variables:
+training step and the direction (XtoY or YtoX; a paired run's AtoB or BtoA) are stored as variables:
 `m.flags_json`, `m.train_step`, `m.direction`, and the compute type as `m.precision` (fp32, bf16, fp16).
 """
 from __future__ import annotations
@@ -19,9 +19,10 @@ from pathlib import Path
 import keras
 import tensorflow as tf
 
-from cyclegan_tf import networks
 from cyclegan_tf.atomic import atomic_path
 from cyclegan_tf.errors import UserError
+from cyclegan_tf.options import PRECISIONS
+from cyclegan_tf.runs import restore_generators
 
 
 class Translator(tf.Module):
@@ -68,24 +69,17 @@ def model_name(value: str) -> str:
 
 
 def export(run: str | Path, direction: str, target: str | Path, image_size: int = 0, precision: str = "fp32") -> Path:
-    """Writes the SavedModel of G (direction "XtoY") or F ("YtoX") of a run; replaces `target` atomically.
-
-    A pix2pix run's one generator is "XtoY"; its stored direction is the run's (AtoB or BtoA).
+    """Writes the SavedModel of the generator a run's model declares for `direction` (XtoY: G, YtoX: F);
+    replaces `target` atomically. A paired run stores its own direction (AtoB or BtoA).
     `precision` bf16 or fp16 makes the graph compute in that type (inputs and outputs stay float32)."""
-    from cyclegan_tf.loop import restore_generators
-
-    if precision not in networks.PRECISIONS:
-        raise UserError(f"--precision={precision}: choose fp32, bf16 or fp16")
-    G, F, cfg, step = restore_generators(run, with_flags=True, precision=precision)
-    gen = G if direction == "XtoY" else F
-    if gen is None:
-        raise UserError(f"{run} is a pix2pix run: it has one generator ({cfg.get('direction', 'AtoB')}), "
-                        "exported with --XtoY_model")
-    if cfg.get("model") == "pix2pix":
-        direction = cfg.get("direction", "AtoB")
-    multiple = networks.generator_multiple(cfg["netG"])
+    if precision not in PRECISIONS:
+        raise UserError(f"--precision={precision}: choose {', '.join(PRECISIONS)}")
+    nets, cfg, model_cls, step = restore_generators(run, precision=precision)
+    if direction not in model_cls.exports:
+        raise UserError(f"{run} is a {cfg.model} run: it exports {', '.join(model_cls.exports)}, not {direction}")
+    multiple = model_cls.input_multiple(cfg)
     if image_size and image_size % multiple:
-        raise UserError(f"--image_size={image_size}: {cfg['netG']} needs a multiple of {multiple}")
+        raise UserError(f"--image_size={image_size}: {cfg.netG} needs a multiple of {multiple}")
     target = Path(target)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -95,7 +89,8 @@ def export(run: str | Path, direction: str, target: str | Path, image_size: int 
         raise UserError(f"cannot write to {target.parent}: permission denied")
     tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
     old = target.with_name(f".{target.name}.old-{os.getpid()}")
-    module = Translator(gen, multiple, image_size, cfg, step, direction, precision)
+    module = Translator(nets[model_cls.exports[direction]], multiple, image_size, cfg.as_flags(), step,
+                        model_cls.exported_direction(cfg, direction), precision)
     try:
         tf.saved_model.save(module, str(tmp), signatures={"serving_default": module.serve,
                                                           "translate": module.translate})

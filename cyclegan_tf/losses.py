@@ -1,21 +1,34 @@
-"""CycleGAN losses, per example, so that the training step can average them over the global batch.
+"""GAN, reconstruction and feature-matching losses, per example, so that a training step can average
+them over the global batch.
 
-G: X→Y and F: Y→X; D_Y judges G's outputs, D_X judges F's. Every function returns a [B] tensor
-(the mean over the other axes); `tf.nn.compute_average_loss` then divides by the global batch.
+Every function returns a [B] tensor (the mean over the other axes); `tf.nn.compute_average_loss` then
+divides by the global batch. A discriminator's output may be one score map [B, h, w, 1], or — a
+multi-scale D as pix2pixHD's — a list of scales, each a list of intermediate features ending with the
+score map; the GAN loss is then summed over the scales (as pix2pixHD's GANLoss does).
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import tensorflow as tf
 
-GAN_MODES = ("lsgan", "vanilla", "wgangp")
+from cyclegan_tf.options import GAN_MODES
+
+Output = tf.Tensor | Sequence  # one score map, or scales of [features..., score]
 
 
 def _mean(t: tf.Tensor) -> tf.Tensor:
     return tf.reduce_mean(tf.cast(t, tf.float32), axis=list(range(1, t.shape.rank)))
 
 
-def gan_loss(pred: tf.Tensor, real: bool, mode: str = "lsgan", real_label: float = 1.0) -> tf.Tensor:
-    """How far the discriminator's scores `pred` are from saying real (or fake)."""
+def scores(output: Output) -> list[tf.Tensor]:
+    """The score maps of a discriminator's output, one per scale."""
+    if isinstance(output, (list, tuple)):
+        return [s[-1] if isinstance(s, (list, tuple)) else s for s in output]
+    return [output]
+
+
+def _gan_loss_one(pred: tf.Tensor, real: bool, mode: str, real_label: float) -> tf.Tensor:
     pred = tf.cast(pred, tf.float32)
     if mode == "lsgan":  # least squares (Mao et al.), the paper's choice
         return _mean(tf.square(pred - (real_label if real else 0.0)))
@@ -27,17 +40,36 @@ def gan_loss(pred: tf.Tensor, real: bool, mode: str = "lsgan", real_label: float
     raise ValueError(f"gan_mode {mode!r}: choose one of {', '.join(GAN_MODES)}")
 
 
+def gan_loss(pred: Output, real: bool, mode: str = "lsgan", real_label: float = 1.0) -> tf.Tensor:
+    """How far the discriminator's scores `pred` are from saying real (or fake), summed over scales."""
+    return tf.add_n([_gan_loss_one(p, real, mode, real_label) for p in scores(pred)])
+
+
 def l1(a: tf.Tensor, b: tf.Tensor) -> tf.Tensor:
-    """Mean absolute difference per example (cycle and identity losses)."""
+    """Mean absolute difference per example (cycle, identity and L1 losses)."""
     return _mean(tf.abs(tf.cast(a, tf.float32) - tf.cast(b, tf.float32)))
 
 
+def feature_matching(real: Sequence, fake: Sequence) -> tf.Tensor:
+    """pix2pixHD's feature-matching loss: L1 between D's intermediate features on fake and on real inputs
+    (real ones held constant), weighted 4/(features per scale) × 1/(scales) as the official code does
+    (4/(n_layers_D + 1) × 1/num_D); `real` and `fake` are D outputs as lists of scales, each ending with
+    its score map, which is not a feature. Multiply by λ_feat."""
+    total = []
+    for real_scale, fake_scale in zip(real, fake):
+        features = list(zip(real_scale[:-1], fake_scale[:-1]))
+        weight = 4.0 / len(features) / len(real)
+        total += [weight * l1(f, tf.stop_gradient(r)) for r, f in features]
+    return tf.add_n(total)
+
+
 def gradient_penalty(discriminator, real: tf.Tensor, fake: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
-    """WGAN-GP (Gulrajani et al.): (‖∇D(x̂)‖₂ − 1)² on random interpolates x̂ of real and fake, per example."""
+    """WGAN-GP (Gulrajani et al.): (‖∇D(x̂)‖₂ − 1)² on random interpolates x̂ of real and fake, per example.
+    For a multi-scale D, ∇ of the sum of every scale's scores."""
     eps = tf.random.stateless_uniform([tf.shape(real)[0], 1, 1, 1], seed)
     mixed = eps * real + (1.0 - eps) * fake
     with tf.GradientTape() as tape:
         tape.watch(mixed)
-        score = discriminator(mixed, training=True)
+        score = tf.add_n([tf.reduce_sum(tf.cast(s, tf.float32)) for s in scores(discriminator(mixed, training=True))])
     grad = tf.reshape(tape.gradient(score, mixed), [tf.shape(real)[0], -1])
     return tf.square(tf.norm(grad + 1e-16, axis=1) - 1.0)

@@ -7,32 +7,35 @@ junyanz/pytorch-CycleGAN-and-pix2pix code. Models are channels-last, accept any
 (H, W) (see `generator_multiple`) and expect inputs in [-1, 1]. Generators end
 in tanh; discriminators return raw scores of shape [N, h, w, 1]. The final
 layers compute in float32 so mixed-precision policies can be used as is.
+
+Layers whose outputs later models read (CUT's PatchNCE layers, pix2pixHD's
+feature matching) have stable names, listed by `feature_names` and read by
+`named_features`; the rest keep Keras' automatic names.
 """
 
 from __future__ import annotations
 
 import contextlib
+import re
+from collections.abc import Sequence
 
 import keras
 import tensorflow as tf
 
-GENERATORS = ("resnet_9blocks", "resnet_6blocks", "unet_256", "unet_128")
-DISCRIMINATORS = ("basic", "n_layers", "pixel")
-NORMS = ("instance", "batch", "none")
-UPSAMPLES = ("transpose", "resize")
+from cyclegan_tf.options import DISCRIMINATORS, GENERATORS, NORMS, UPSAMPLES
 
 _RESNET_BLOCKS = {"resnet_9blocks": 9, "resnet_6blocks": 6}
 _UNET_DOWNS = {"unet_256": 8, "unet_128": 7}
 
 
-PRECISIONS = {"fp32": "float32", "bf16": "mixed_bfloat16", "fp16": "mixed_float16"}
+POLICIES = {"fp32": "float32", "bf16": "mixed_bfloat16", "fp16": "mixed_float16"}  # options.PRECISIONS
 
 
 @contextlib.contextmanager
 def precision(name: str):
     """Networks built inside compute in `name` (fp32 | bf16 | fp16) with float32 weights."""
     previous = keras.config.dtype_policy()
-    keras.config.set_dtype_policy(PRECISIONS[name])
+    keras.config.set_dtype_policy(POLICIES[name])
     try:
         yield
     finally:
@@ -191,15 +194,16 @@ def _zero_pad(x):
     return keras.layers.ZeroPadding2D(1)(x)  # PyTorch's padding=1
 
 
-def _normalize(x, norm):
+def _normalize(x, norm, name=None):
     if norm == "instance":
-        return InstanceNorm()(x)
+        return InstanceNorm(name=name)(x)
     if norm == "batch":
         # PyTorch's momentum 0.1 is Keras' 0.9; gamma ~ N(1, 0.02) as in init_weights.
         return BatchNorm(
             momentum=0.9,
             epsilon=1e-5,
             gamma_initializer=keras.initializers.RandomNormal(1.0, 0.02),
+            name=name,
         )(x)
     return x
 
@@ -218,22 +222,22 @@ def _upsample(x, filters, kernel, upsample, use_bias):
     return _conv(filters, 3, use_bias=use_bias)(ReflectionPad2D(1)(x))
 
 
-def _relu(x):
-    return keras.layers.ReLU()(x)
+def _relu(x, name=None):
+    return keras.layers.ReLU(name=name)(x)
 
 
-def _lrelu(x):
-    return keras.layers.LeakyReLU(negative_slope=0.2)(x)  # Keras' default slope is 0.3
+def _lrelu(x, name=None):
+    return keras.layers.LeakyReLU(negative_slope=0.2, name=name)(x)  # Keras' default slope is 0.3
 
 
-def _resnet_block(x, filters, norm, use_dropout):
+def _resnet_block(x, filters, norm, use_dropout, name=None):
     use_bias = norm != "batch"
     y = _conv(filters, 3, use_bias=use_bias)(ReflectionPad2D(1)(x))
     y = _relu(_normalize(y, norm))
     if use_dropout:
         y = keras.layers.Dropout(0.5)(y)
     y = _conv(filters, 3, use_bias=use_bias)(ReflectionPad2D(1)(y))
-    return keras.layers.Add()([x, _normalize(y, norm)])  # no ReLU after the sum
+    return keras.layers.Add(name=name)([x, _normalize(y, norm)])  # no ReLU after the sum
 
 
 # --- generators ------------------------------------------------------------
@@ -242,20 +246,22 @@ def _resnet_block(x, filters, norm, use_dropout):
 def _resnet_generator(
     n_blocks, ngf, norm, upsample, use_dropout, input_nc, output_nc, name
 ):
+    """Named features: `input_pad` (the padded input), `stem`, `down1`, `down2` (at 1/2 and 1/4
+    size), `block1`…`block{n_blocks}` (each residual sum), `up1`, `up2` and `output` (the tanh)."""
     use_bias = norm != "batch"  # batch norm's offset makes a conv bias redundant
     inputs = keras.Input((None, None, input_nc))
-    x = _conv(ngf, 7, use_bias=use_bias)(ReflectionPad2D(3)(inputs))
-    x = _relu(_normalize(x, norm))
-    for mult in (2, 4):
+    x = _conv(ngf, 7, use_bias=use_bias)(ReflectionPad2D(3, name="input_pad")(inputs))
+    x = _relu(_normalize(x, norm), name="stem")
+    for i, mult in enumerate((2, 4), 1):
         x = _conv(ngf * mult, 3, 2, use_bias)(_zero_pad(x))
-        x = _relu(_normalize(x, norm))
-    for _ in range(n_blocks):
-        x = _resnet_block(x, ngf * 4, norm, use_dropout)
-    for mult in (2, 1):
+        x = _relu(_normalize(x, norm), name=f"down{i}")
+    for i in range(1, n_blocks + 1):
+        x = _resnet_block(x, ngf * 4, norm, use_dropout, name=f"block{i}")
+    for i, mult in enumerate((2, 1), 1):
         x = _upsample(x, ngf * mult, 3, upsample, use_bias)
-        x = _relu(_normalize(x, norm))
+        x = _relu(_normalize(x, norm), name=f"up{i}")
     x = _conv(output_nc, 7)(ReflectionPad2D(3)(x))
-    outputs = keras.layers.Activation("tanh", dtype="float32")(x)
+    outputs = keras.layers.Activation("tanh", dtype="float32", name="output")(x)
     return keras.Model(inputs, outputs, name=name)
 
 
@@ -266,6 +272,12 @@ def _unet_generator(
 
     Block i (0 = outermost) downsamples to filters[i] and, on the way up,
     returns to filters[i - 1] and concatenates its own input (the skip).
+
+    Named features, with N = num_downs: `down1`…`downN`, each encoder level's
+    output at 1/2 … 1/2^N size (what its skip carries, before the next level's
+    LeakyReLU); `up1`…`up{N-1}`, each decoder level's output from the
+    innermost out, `upK` being the concatenation with `down{N-K}`'s skip at
+    that level's size; and `output` (the tanh), where the last level ends.
     """
     use_bias = norm != "batch"
     filters = [ngf * min(2**i, 8) for i in range(num_downs)]
@@ -274,10 +286,12 @@ def _unet_generator(
     for i, f in enumerate(filters):
         if i > 0:
             x = _lrelu(x)
-        x = _conv(f, 4, 2, use_bias)(_zero_pad(x))
-        # No norm on raw pixels, nor on the 1×1 bottleneck (it would zero it).
-        if 0 < i < num_downs - 1:
-            x = _normalize(x, norm)
+        # No norm on raw pixels, nor on the 1×1 bottleneck (it would zero it);
+        # the level's name goes on whichever layer ends it.
+        normed = 0 < i < num_downs - 1 and norm != "none"
+        x = _conv(f, 4, 2, use_bias, name=None if normed else f"down{i + 1}")(_zero_pad(x))
+        if normed:
+            x = _normalize(x, norm, name=f"down{i + 1}")
         skips.append(x)
     for i in range(num_downs - 1, 0, -1):
         x = _upsample(_relu(x), filters[i - 1], 4, upsample, use_bias)
@@ -286,9 +300,9 @@ def _unet_generator(
             use_dropout and 4 <= i < num_downs - 1
         ):  # the num_downs - 5 inner 8ngf blocks
             x = keras.layers.Dropout(0.5)(x)
-        x = keras.layers.Concatenate()([skips[i - 1], x])
+        x = keras.layers.Concatenate(name=f"up{num_downs - i}")([skips[i - 1], x])
     x = _upsample(_relu(x), output_nc, 4, upsample, use_bias=True)
-    outputs = keras.layers.Activation("tanh", dtype="float32")(x)
+    outputs = keras.layers.Activation("tanh", dtype="float32", name="output")(x)
     return keras.Model(inputs, outputs, name=name)
 
 
@@ -323,24 +337,60 @@ def define_D(
     input_nc: int = 3,
     name: str = "D_Y",
 ) -> keras.Model:
-    """A PatchGAN: one real/fake logit per receptive field ("basic" = 70×70, "pixel" = 1×1)."""
+    """A PatchGAN: one real/fake logit per receptive field ("basic" = 70×70, "pixel" = 1×1).
+
+    Named features (pix2pixHD's for feature matching): `layer1`…`layer{n+1}`, each
+    LeakyReLU's output (n = n_layers_D, 3 for "basic"; two layers for "pixel"), and
+    `score`, the output.
+    """
     _check("netD", netD, DISCRIMINATORS)
     _check("norm", norm, NORMS)
     use_bias = norm != "batch"
     inputs = keras.Input((None, None, input_nc))
     if netD == "pixel":
-        x = _lrelu(_conv(ndf, 1)(inputs))
-        x = _lrelu(_normalize(_conv(ndf * 2, 1, use_bias=use_bias)(x), norm))
-        outputs = _conv(1, 1, dtype="float32")(x)
+        x = _lrelu(_conv(ndf, 1)(inputs), name="layer1")
+        x = _lrelu(_normalize(_conv(ndf * 2, 1, use_bias=use_bias)(x), norm), name="layer2")
+        outputs = _conv(1, 1, dtype="float32", name="score")(x)
         return keras.Model(inputs, outputs, name=name)
 
     n_layers = 3 if netD == "basic" else n_layers_D
     if n_layers < 1:
         raise ValueError(f"n_layers_D must be >= 1, got {n_layers}.")
-    x = _lrelu(_conv(ndf, 4, 2)(_zero_pad(inputs)))  # no norm on the first layer
+    x = _lrelu(_conv(ndf, 4, 2)(_zero_pad(inputs)), name="layer1")  # no norm on the first layer
     for n in range(1, n_layers + 1):
         strides = 2 if n < n_layers else 1  # grows the field to 70×70, not the stride
         x = _conv(ndf * min(2**n, 8), 4, strides, use_bias)(_zero_pad(x))
-        x = _lrelu(_normalize(x, norm))
-    outputs = _conv(1, 4, dtype="float32")(_zero_pad(x))
+        x = _lrelu(_normalize(x, norm), name=f"layer{n + 1}")
+    outputs = _conv(1, 4, dtype="float32", name="score")(_zero_pad(x))
     return keras.Model(inputs, outputs, name=name)
+
+
+# --- named features --------------------------------------------------------
+
+# The names define_G and define_D give; Keras' automatic names (conv2d_3, re_lu_7) never match.
+_FEATURE_NAME = re.compile(r"input_pad|stem|output|score|(down|block|up|layer)\d+")
+
+
+def feature_names(model: keras.Model) -> list[str]:
+    """The named layers of a define_G or define_D model, in network order."""
+    return [layer.name for layer in model.layers if _FEATURE_NAME.fullmatch(layer.name)]
+
+
+def named_features(model: keras.Model, names: Sequence[str]) -> keras.Model:
+    """A model sharing `model`'s layers (and so its weights) that returns the list of the
+    outputs of the layers called `names`, in that order (for one name, Keras returns the
+    tensor itself).
+
+    Features are in the layers' compute dtype (e.g. bfloat16 under bf16) except `output`
+    and `score`, which are float32.
+    """
+    names = [names] if isinstance(names, str) else list(names)
+    available = feature_names(model)
+    unknown = [n for n in names if n not in available]
+    if unknown or not names:
+        problem = f"Unknown feature names {unknown}" if unknown else "No feature names"
+        raise ValueError(f"{problem} for {model.name!r}; available: {', '.join(available)}.")
+    return keras.Model(model.input, [model.get_layer(n).output for n in names], name=f"{model.name}_features")
+
+
+generator_features = named_features  # e.g. CUT's PatchNCE layers of G

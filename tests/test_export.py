@@ -11,7 +11,7 @@ from conftest import ROOT
 
 from cyclegan_tf.errors import UserError
 from cyclegan_tf.export import export, model_name, to_onnx
-from cyclegan_tf.loop import restore_generators
+from cyclegan_tf.runs import restore_generators
 
 CLIENT = r"""
 import sys
@@ -41,7 +41,7 @@ print(json.dumps({"png_size": Image.open(io.BytesIO(png)).size, "png_format": Im
 
 def test_export_serves_without_the_package(trained_run: Path, tmp_path: Path) -> None:
     path = export(trained_run, "XtoY", tmp_path / "x2y")
-    G, _ = restore_generators(trained_run)
+    G = restore_generators(trained_run)[0]["G"]
     x = np.random.default_rng(1).uniform(0, 255, (2, 36, 44, 3)).astype(np.float32)  # multiples of 4: no padding
     np.save(tmp_path / "x.npy", x)
     (tmp_path / "client.py").write_text(CLIENT)

@@ -11,7 +11,8 @@ import numpy as np
 
 from cyclegan_tf import build, synthetic
 from cyclegan_tf.config import TrainConfig
-from cyclegan_tf.loop import restore_generators, train
+from cyclegan_tf.loop import train
+from cyclegan_tf.runs import restore_generators
 
 
 def test_learns_photo_to_labels(tmp_path: Path) -> None:
@@ -28,7 +29,7 @@ def test_learns_photo_to_labels(tmp_path: Path) -> None:
                       save_every=1000, summary_every=1000)
     assert train(cfg) == 0
 
-    G, _ = restore_generators(tmp_path / "run")
+    G = restore_generators(tmp_path / "run")[0]["G"]
     truth, x = (a.astype(np.float32) / 127.5 - 1 for a in synthetic.scenes(32, size, seed=3))
     err = np.abs(G(x, training=False).numpy() - truth).mean()
     identity_err = np.abs(x - truth).mean()

@@ -9,7 +9,8 @@ import tensorflow as tf
 from cyclegan_tf import build, synthetic
 from cyclegan_tf.config import TrainConfig
 from cyclegan_tf.errors import UserError
-from cyclegan_tf.loop import restore_generators, train
+from cyclegan_tf.loop import train
+from cyclegan_tf.runs import restore_generators
 
 TINY = dict(image_size=32, load_size=36, netG="resnet_6blocks", ngf=4, ndf=4, pool_size=3, log_every=2,
             summary_every=2, save_every=100)
@@ -63,7 +64,7 @@ def test_resume_continues_where_it_stopped(records: dict, tmp_path: Path, capsys
     assert train(TrainConfig(load_model=str(run), max_steps=4), explicit={"max_steps"}) == 0
     assert "resuming" in capsys.readouterr().out
     assert tf.train.latest_checkpoint(str(run)).endswith("ckpt-4")
-    G, F = restore_generators(run)
+    G, F = restore_generators(run)[0].values()
     assert G.count_params() == F.count_params() > 0
 
 

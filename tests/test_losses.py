@@ -43,3 +43,22 @@ def test_gradient_penalty_of_a_linear_critic() -> None:
     expected = (0.5 * np.sqrt(12) - 1) ** 2
     np.testing.assert_allclose(losses.gradient_penalty(critic, real, fake, tf.constant([1, 2])), [expected] * 2,
                                rtol=1e-5)
+
+
+def test_gan_loss_sums_the_scales_of_a_multiscale_discriminator() -> None:
+    s1, s2 = tf.fill([2, 4, 4, 1], 0.5), tf.fill([2, 2, 2, 1], 0.25)
+    features = [tf.ones([2, 8, 8, 3])]
+    nested = [[*features, s1], [*features, s2]]
+    np.testing.assert_allclose(losses.gan_loss(nested, True), [0.25 + 0.5625] * 2, rtol=1e-6)
+    np.testing.assert_allclose(losses.gan_loss([s1, s2], False), [0.25 + 0.0625] * 2, rtol=1e-6)
+
+
+def test_feature_matching_weights_as_pix2pixhd() -> None:
+    """Two scales of two features: weight 4/2 · 1/2 = 1 each; the score maps do not count."""
+    real = [[tf.zeros([1, 4, 4, 2]), tf.zeros([1, 2, 2, 2]), tf.zeros([1, 1, 1, 1])]] * 2
+    fake = [[tf.fill([1, 4, 4, 2], 0.5), tf.fill([1, 2, 2, 2], 1.0), tf.fill([1, 1, 1, 1], 9.0)]] * 2
+    np.testing.assert_allclose(losses.feature_matching(real, fake), [2 * (0.5 + 1.0)], rtol=1e-6)
+    real_var = tf.Variable(tf.zeros([1, 4, 4, 2]))
+    with tf.GradientTape() as tape:  # real features are targets: no gradient reaches them
+        loss = losses.feature_matching([[real_var, tf.zeros([1, 1, 1, 1])]], [[fake[0][0], fake[0][2]]])
+    assert tape.gradient(loss, real_var) is None

@@ -319,3 +319,106 @@ def test_save_and_load_roundtrip(build, size, tmp_path):
     np.testing.assert_array_equal(
         keras.ops.convert_to_numpy(loaded(x)), keras.ops.convert_to_numpy(model(x))
     )
+
+
+# --- named features --------------------------------------------------------
+
+
+def _features(model, x):
+    return dict(zip(nets.feature_names(model), nets.named_features(model, nets.feature_names(model))(x)))
+
+
+def test_resnet_features_have_expected_names_and_shapes():
+    g = nets.define_G("resnet_6blocks", ngf=4)
+    blocks = {f"block{i}": (1, 8, 12, 16) for i in range(1, 7)}
+    expected = {"input_pad": (1, 38, 54, 3), "stem": (1, 32, 48, 4), "down1": (1, 16, 24, 8), "down2": (1, 8, 12, 16),
+                **blocks, "up1": (1, 16, 24, 8), "up2": (1, 32, 48, 4), "output": (1, 32, 48, 3)}
+    features = _features(g, _images(1, 32, 48))
+    assert list(features) == list(expected)  # network order
+    assert {name: tuple(f.shape) for name, f in features.items()} == expected
+
+
+@pytest.mark.parametrize("norm", nets.NORMS)
+def test_unet_features_have_expected_names_and_shapes(norm):
+    g = nets.define_G("unet_128", ngf=4, norm=norm)
+    filters = [4, 8, 16, 32, 32, 32, 32]
+    downs = {f"down{k}": (1, 128 >> k, 128 >> k, filters[k - 1]) for k in range(1, 8)}
+    # upK joins down{7-K}'s skip with as many upsampled channels.
+    ups = {f"up{k}": (1, 128 >> (7 - k), 128 >> (7 - k), 2 * filters[6 - k]) for k in range(1, 7)}
+    expected = {**downs, **ups, "output": (1, 128, 128, 3)}
+    features = _features(g, _images(1, 128, 128))
+    assert list(features) == list(expected)
+    assert {name: tuple(f.shape) for name, f in features.items()} == expected
+
+
+@pytest.mark.parametrize(
+    "netD, expected",
+    [
+        ("basic", {"layer1": 32, "layer2": 16, "layer3": 8, "layer4": 7, "score": 6}),
+        ("pixel", {"layer1": 64, "layer2": 64, "score": 64}),
+    ],
+)
+def test_discriminator_features_are_each_leaky_relu_and_the_score(netD, expected):
+    d = nets.define_D(netD, ndf=4)
+    x = _images(1, 64, 64)
+    features = _features(d, x)
+    assert {name: f.shape[1] for name, f in features.items()} == expected
+    assert all(type(d.get_layer(name)) is keras.layers.LeakyReLU for name in expected if name != "score")
+    np.testing.assert_array_equal(features["score"].numpy(), d(x).numpy())
+
+
+@pytest.mark.parametrize("netG, size", [("resnet_6blocks", 16), ("unet_128", 128)])
+def test_feature_model_shares_weights_and_ends_in_the_output(netG, size):
+    g = nets.define_G(netG, ngf=4)
+    x = _images(2, size, size)
+    features = nets.generator_features(g, ["output", "down1"])
+    assert [id(w) for w in features.weights] == [id(w) for w in g.weights]
+    output, down1 = features(x)
+    np.testing.assert_array_equal(output.numpy(), g(x).numpy())
+    conv = _layers(g, keras.layers.Conv2D)[0]  # feeds down1 in both networks
+    conv.kernel.assign(conv.kernel * 2.0)
+    assert not np.allclose(features(x)[1].numpy(), down1.numpy())
+
+
+def test_unknown_feature_name_lists_the_available_ones():
+    g = nets.define_G("resnet_6blocks", ngf=4)
+    with pytest.raises(ValueError, match=r"\['block7'\].*available: input_pad, stem, down1, .*, up2, output\.$"):
+        nets.named_features(g, ["stem", "block7"])
+
+
+def _weight_shapes(netG, ngf, norm, upsample, nc=3):
+    """define_G's weight shapes in `model.weights` order, written from the official layer sequence
+    (and checked equal, for every netG, norm and upsample, to the models before their layers got names)."""
+    bias = norm != "batch"
+
+    def conv(k, cin, cout, use_bias=bias):  # with batch norm, a conv has no bias iff the norm follows
+        return [(k, k, cin, cout)] + [(cout,)] * use_bias + [(cout,)] * 4 * (norm == "batch" and not use_bias)
+
+    def up(k, cin, cout, use_bias=bias):
+        if upsample == "resize":
+            return conv(3, cin, cout, use_bias)
+        _, *rest = conv(k, cin, cout, use_bias)
+        return [(k, k, cout, cin)] + rest  # a Conv2DTranspose kernel is (k, k, out, in)
+
+    if netG.startswith("resnet"):
+        blocks = int(netG.removeprefix("resnet_").removesuffix("blocks"))
+        return (conv(7, nc, ngf) + conv(3, ngf, 2 * ngf) + conv(3, 2 * ngf, 4 * ngf)
+                + conv(3, 4 * ngf, 4 * ngf) * 2 * blocks + up(3, 4 * ngf, 2 * ngf) + up(3, 2 * ngf, ngf)
+                + conv(7, ngf, nc, use_bias=True))
+    n = {"unet_256": 8, "unet_128": 7}[netG]
+    f = [ngf * min(2**i, 8) for i in range(n)]
+    # Convs without norm: the first and the innermost downs (which keep no bias with batch norm).
+    shapes = [(4, 4, nc, f[0])] + [(f[0],)] * bias
+    for i in range(1, n):
+        shapes += conv(4, f[i - 1], f[i]) if i < n - 1 else [(4, 4, f[i - 1], f[i])] + [(f[i],)] * bias
+    for i in range(n - 1, 0, -1):
+        shapes += up(4, f[i] * (1 if i == n - 1 else 2), f[i - 1])
+    return shapes + up(4, 2 * f[0], nc, use_bias=True)
+
+
+@pytest.mark.parametrize("netG", nets.GENERATORS)
+def test_weight_order_is_the_official_layer_sequence(netG):
+    """Checkpoints restore by position: naming layers must not add, drop or reorder weights."""
+    for norm, upsample in (("instance", "transpose"), ("batch", "resize"), ("none", "transpose")):
+        g = nets.define_G(netG, ngf=4, norm=norm, upsample=upsample, use_dropout=True)
+        assert [tuple(w.shape) for w in g.weights] == _weight_shapes(netG, 4, norm, upsample)

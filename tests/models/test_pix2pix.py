@@ -14,8 +14,10 @@ from cyclegan_tf import build, evaluate, export, inference
 from cyclegan_tf.config import TrainConfig
 from cyclegan_tf.datasets import shapescapes
 from cyclegan_tf.errors import UserError
-from cyclegan_tf.loop import restore_generators, train
-from cyclegan_tf.pix2pix import Pix2Pix
+from cyclegan_tf.loop import train
+from cyclegan_tf.models.cycle_gan import CycleGAN
+from cyclegan_tf.models.pix2pix import Pix2Pix
+from cyclegan_tf.runs import restore_generators
 
 # unet_128 needs sides divisible by 128; ngf 4 keeps it cheap.
 TINY = dict(model="pix2pix", image_size=128, load_size=136, netG="unet_128", ngf=4, ndf=4, seed=1)
@@ -31,17 +33,17 @@ def pairs(tmp_path_factory) -> dict:
 
 
 def test_model_defaults_are_the_official_ones_unless_given() -> None:
-    cfg = TrainConfig(model="pix2pix").with_model_defaults(set()).resolved()
+    cfg = Pix2Pix.configure(TrainConfig(model="pix2pix"), set()).resolved()
     assert (cfg.netG, cfg.norm, cfg.gan_mode, cfg.use_dropout, cfg.pool_size) == ("unet_256", "batch", "vanilla",
                                                                                     True, 0)
     assert cfg.lambda_L1 == 100 and cfg.direction == "AtoB"
-    mine = TrainConfig(model="pix2pix", norm="instance").with_model_defaults({"norm"}).resolved()
+    mine = Pix2Pix.configure(TrainConfig(model="pix2pix", norm="instance"), {"norm"}).resolved()
     assert mine.norm == "instance" and mine.netG == "unet_256"
-    assert TrainConfig().with_model_defaults(set()) == TrainConfig()  # CycleGAN keeps its own
+    assert CycleGAN.configure(TrainConfig(), set()) == TrainConfig()  # CycleGAN keeps its own
 
 
 def test_the_discriminator_is_conditional_and_the_generator_has_dropout() -> None:
-    model = Pix2Pix(TrainConfig(**TINY).with_model_defaults({"netG", "ngf", "ndf"}).resolved(), 10, 1)
+    model = Pix2Pix(Pix2Pix.configure(TrainConfig(**TINY), {"netG", "ngf", "ndf"}).resolved(), 10, 1)
     assert model.D.input_shape[-1] == 6
     x = tf.random.stateless_uniform([1, 128, 128, 3], [0, 1], -1, 1)
     # Dropout is active in training and off at test; batch norm at test uses the image's own statistics.
@@ -52,8 +54,7 @@ def test_the_discriminator_is_conditional_and_the_generator_has_dropout() -> Non
 @pytest.mark.parametrize("options", [{}, {"jit_compile": True, "netG": "resnet_6blocks", "norm": "instance",
                                           "gan_mode": "lsgan"}, {"gan_mode": "wgangp", "netD": "pixel"}])
 def test_a_step_trains_G_and_D_with_finite_losses(options: dict) -> None:
-    cfg = TrainConfig(**{**TINY, **options})
-    cfg = cfg.with_model_defaults(set(TINY) | set(options)).resolved()
+    cfg = Pix2Pix.configure(TrainConfig(**{**TINY, **options}), set(TINY) | set(options)).resolved()
     model = Pix2Pix(cfg, steps_per_epoch=10, global_batch=2)
     before = [v.numpy() for v in model.G.trainable_variables + model.D.trainable_variables]
     step = model.make_train_step(tf.distribute.get_strategy())
@@ -113,10 +114,10 @@ def test_learns_labels_to_photo_beyond_the_identity_baseline(pairs: dict, tmp_pa
     identity = evaluate.evaluate(pairs["data"] / "testA", truth=truth)
     # Measured: PSNR 19.5 dB vs 9.4, SSIM 0.32 vs 0.26 (a label map is nothing like its photo).
     assert learned["psnr"] > identity["psnr"] + 5 and learned["ssim"] > identity["ssim"], (learned, identity)
-    with pytest.raises(UserError, match="pix2pix run: it has one generator"):
+    with pytest.raises(UserError, match="pix2pix run: it exports XtoY, not YtoX"):
         export.export(run, "YtoX", tmp_path / "nothing")
-    G, F = restore_generators(run)
-    assert F is None and G.count_params() > 0
+    nets = restore_generators(run)[0]
+    assert list(nets) == ["G"] and nets["G"].count_params() > 0
 
 
 def run_tool(script: str, *args: str) -> subprocess.CompletedProcess:

@@ -3,8 +3,10 @@ import pytest
 import tensorflow as tf
 
 from cyclegan_tf.config import TrainConfig
-from cyclegan_tf.cyclegan import LOSS_NAMES, CycleGAN, LinearDecay, schedule_steps
+from cyclegan_tf.models.base import LinearDecay, schedule_steps
+from cyclegan_tf.models.cycle_gan import CycleGAN
 
+LOSS_NAMES = CycleGAN.loss_names
 SMALL = dict(image_size=32, netG="resnet_6blocks", ngf=4, ndf=4, pool_size=4, seed=3)
 
 

@@ -1,0 +1,94 @@
+"""The Python API, for notebooks and scripts: the same code paths as the command-line tools.
+
+    from cyclegan_tf import api
+    run = api.train(X="man.tfrecords", Y="woman.tfrecords", image_size=128, max_steps=2000)
+    G = api.load_generators(run)["G"]                    # Keras models of the latest checkpoint
+    out = api.translate(G, photo)                        # a PIL image, or uint8 arrays [H, W, 3] / [N, H, W, 3]
+    api.export(run, "XtoY", "pretrained/man2woman")      # the SavedModel export_graph.py writes
+    out = api.translate(api.load_export("pretrained/man2woman"), photo)
+
+Problems with the input raise `cyclegan_tf.errors.UserError` with the one line the tools would print.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+from PIL import Image
+
+from cyclegan_tf import export as _export
+from cyclegan_tf import loop, runs
+from cyclegan_tf.config import TrainConfig
+from cyclegan_tf.errors import UserError
+
+
+class TrainingStopped(RuntimeError):
+    """Training ended before its schedule: a NaN/Inf (status 1) or a signal (128 + signum)."""
+
+    def __init__(self, folder: Path, status: int) -> None:
+        super().__init__(f"training in {folder} stopped with status {status}; resume with api.train(load_model=...)")
+        self.folder, self.status = folder, status
+
+
+def config(**options: Any) -> TrainConfig:
+    """A TrainConfig; options a model adds of its own (Model.options) go to `extra` by themselves."""
+    common = {f for f in TrainConfig.__dataclass_fields__ if f != "extra"}
+    return TrainConfig(**{k: v for k, v in options.items() if k in common},
+                       extra={k: v for k, v in options.items() if k not in common})
+
+
+def train(cfg: TrainConfig | None = None, **options: Any) -> Path:
+    """Trains (or resumes) a run as train.py does and returns its folder. Options given (as keywords, or
+    set in `cfg` away from their defaults) count as given on the command line."""
+    cfg = cfg or config(**options)
+    if not cfg.checkpoint_dir and not cfg.load_model:  # the folder must be known to return it
+        cfg.checkpoint_dir = str(runs.run_dir(cfg))
+    folder = runs.run_dir(cfg)
+    status = loop.train(cfg)
+    if status:
+        raise TrainingStopped(folder, status)
+    return folder
+
+
+def load_generators(run: str | Path, precision: str = "fp32") -> dict[str, keras.Model]:
+    """The generators of a run's latest checkpoint, by name (CycleGAN: G: X→Y and F: Y→X)."""
+    return runs.restore_generators(runs.find_run(run, "run"), precision=precision)[0]
+
+
+def export(run: str | Path, direction: str, target: str | Path, image_size: int = 0,
+           precision: str = "fp32") -> Path:
+    """export_graph.py for one direction (XtoY or YtoX): writes a SavedModel and returns its path."""
+    return _export.export(runs.find_run(run, "run"), direction, target, image_size, precision)
+
+
+def load_export(path: str | Path) -> Any:
+    """An exported SavedModel (plain tf.saved_model.load)."""
+    if not (Path(path) / "saved_model.pb").exists():
+        raise UserError(f"{path}: no SavedModel there")
+    return tf.saved_model.load(str(path))
+
+
+def translate(model: Any, images: Image.Image | np.ndarray) -> Image.Image | np.ndarray:
+    """Translates a PIL image or uint8 RGB arrays ([H, W, 3] or [N, H, W, 3]) with a generator of
+    `load_generators` or an export of `load_export`, any size, as export_graph.py's graph does; returns
+    the same kind."""
+    pil = isinstance(images, Image.Image)
+    x = np.asarray(images.convert("RGB") if pil else images)
+    if x.ndim not in (3, 4) or x.shape[-1] != 3:
+        raise UserError(f"images of shape {x.shape}: expected [H, W, 3] or [N, H, W, 3] RGB")
+    batch = tf.constant(x[None] if x.ndim == 3 else x, tf.float32)
+    if isinstance(model, keras.Model):
+        model = _export.Translator(model, _multiple(model), 0, {}, 0, "")
+    y = np.round(model.translate(batch)["images"].numpy()).astype(np.uint8)
+    y = y[0] if x.ndim == 3 else y
+    return Image.fromarray(y) if pil else y
+
+
+def _multiple(generator: keras.Model) -> int:
+    """The factor a generator's input sides must divide by: 2 per strided conv (the input is padded to it)."""
+    strides = [getattr(layer, "strides", (1, 1))[0] for layer in generator.layers
+               if isinstance(layer, keras.layers.Conv2D) and not isinstance(layer, keras.layers.Conv2DTranspose)]
+    return int(np.prod(strides))

@@ -1,0 +1,71 @@
+"""The model registry: name → model class. Adding a model is one module beside this file and one line below.
+
+Built-in models are imported on first use (each brings TensorFlow). Plug-ins outside the package register
+themselves with `@register` when imported: name their modules in the environment variable
+CYCLEGAN_TF_PLUGINS (comma-separated), or declare them as entry points of the group `cyclegan_tf.models`,
+and every tool (train.py, export_graph.py, bench, the Python API) sees them.
+"""
+from __future__ import annotations
+
+import importlib
+import os
+from importlib import metadata
+from typing import TYPE_CHECKING
+
+from cyclegan_tf.errors import UserError
+
+if TYPE_CHECKING:
+    from cyclegan_tf.models.base import Model
+
+BUILTIN = {
+    "cycle_gan": "cyclegan_tf.models.cycle_gan",
+    "pix2pix": "cyclegan_tf.models.pix2pix",
+}
+DEFAULT = "cycle_gan"
+
+_registered: dict[str, type[Model]] = {}
+_plugins_loaded = False
+
+
+def register(cls: type[Model]) -> type[Model]:
+    """Class decorator: makes `cls` trainable as `train.py --model <cls.name>`."""
+    other = _registered.get(cls.name)
+    if other is not None and other.__qualname__ != cls.__qualname__:
+        raise ValueError(f"model name {cls.name!r} is taken by {other.__module__}.{other.__qualname__}")
+    _registered[cls.name] = cls
+    return cls
+
+
+def _load_plugins() -> None:
+    global _plugins_loaded
+    if _plugins_loaded:
+        return
+    _plugins_loaded = True
+    for module in filter(None, (m.strip() for m in os.environ.get("CYCLEGAN_TF_PLUGINS", "").split(","))):
+        try:
+            importlib.import_module(module)
+        except ImportError as e:
+            raise UserError(f"CYCLEGAN_TF_PLUGINS: cannot import {module} ({e})") from None
+    for entry in metadata.entry_points(group="cyclegan_tf.models"):
+        entry.load()
+
+
+def names() -> list[str]:
+    """Every model that can be trained: the built-in ones, then plug-ins."""
+    _load_plugins()
+    return list(BUILTIN) + sorted(set(_registered) - set(BUILTIN))
+
+
+def get(name: str) -> type[Model]:
+    """The model class registered as `name`; a one-line error naming the choices otherwise."""
+    if name in BUILTIN and name not in _registered:
+        importlib.import_module(BUILTIN[name])
+    if name not in _registered:
+        _load_plugins()
+    if name not in _registered:
+        raise UserError(f"--model={name}: no such model; choose one of {', '.join(names())}")
+    return _registered[name]
+
+
+def all_models() -> list[type[Model]]:
+    return [get(n) for n in names()]

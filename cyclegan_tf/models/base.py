@@ -1,0 +1,228 @@
+"""What every model shares, and what a model declares. Generic code (loop, runs, export, bench, demo)
+reads these declarations and never asks for a model by name.
+
+A model is a tf.Module holding everything its checkpoint needs. A subclass declares, as class attributes:
+  name        its registry name (`train.py --model NAME`)
+  paired      reads pairs from --X (build_data.py --paired), else unpaired --X and --Y
+  defaults    the official values of common options where they differ from CycleGAN's; flags given win
+  options     options of its own (options.Option), added to train.py's flags and kept in flags.json
+  optimizers  optimiser name → the networks it updates, in order (the order is the checkpoint's)
+  exports     direction (XtoY, YtoX) → the generator export_graph.py writes for it
+  loss_names  the losses its step returns, logged as loss/NAME
+and implements `define_networks` (name → builder), `replica_step`, `previews`, and where needed
+`validate` and `state` (more checkpointed state, e.g. image pools). The checkpoint is then built here,
+once: networks, optimisers, state, the step counter and the generators' dropout random state.
+
+Every loss is averaged over the global batch, so the gradients the optimisers sum across replicas are
+those of the global mean.
+"""
+from __future__ import annotations
+
+import dataclasses
+import random
+from collections.abc import Callable
+from typing import ClassVar
+
+import keras
+import tensorflow as tf
+
+from cyclegan_tf import losses, networks
+from cyclegan_tf.config import TrainConfig
+from cyclegan_tf.errors import UserError
+from cyclegan_tf.optim import TorchAdam
+from cyclegan_tf.options import Option
+
+
+@keras.saving.register_keras_serializable(package="cyclegan_tf")
+class LinearDecay(keras.optimizers.schedules.LearningRateSchedule):
+    """Constant for `constant_steps`, then linear to 0 over `decay_steps` (the paper's schedule, per step)."""
+
+    def __init__(self, initial: float, constant_steps: int, decay_steps: int) -> None:
+        self.initial, self.constant_steps, self.decay_steps = initial, constant_steps, decay_steps
+
+    def __call__(self, step):
+        done = tf.cast(step, tf.float32) - float(self.constant_steps)
+        return self.initial * tf.clip_by_value(1.0 - done / float(max(1, self.decay_steps)), 0.0, 1.0)
+
+    def get_config(self) -> dict:
+        return {"initial": self.initial, "constant_steps": self.constant_steps, "decay_steps": self.decay_steps}
+
+
+def schedule_steps(cfg: TrainConfig, steps_per_epoch: int) -> tuple[int, int]:
+    """(constant steps, decay steps) of the run: epochs of training images, or --max_steps shared alike."""
+    if cfg.max_steps > 0:
+        constant = round(cfg.max_steps * cfg.epochs / max(1, cfg.epochs + cfg.epochs_decay))
+        return constant, cfg.max_steps - constant
+    return cfg.epochs * steps_per_epoch, cfg.epochs_decay * steps_per_epoch
+
+
+class Model(tf.Module):
+    name: ClassVar[str] = ""
+    paired: ClassVar[bool] = False
+    defaults: ClassVar[dict] = {}
+    options: ClassVar[tuple[Option, ...]] = ()
+    optimizers: ClassVar[dict[str, tuple[str, ...]]] = {}
+    exports: ClassVar[dict[str, str]] = {}
+    loss_names: ClassVar[tuple[str, ...]] = ()
+
+    # --- declarations, read before a model is built ------------------------------------------------
+
+    @classmethod
+    def configure(cls, cfg: TrainConfig, explicit: set[str], resuming: bool = False) -> TrainConfig:
+        """The run's options: for a new run this model's defaults where not given; its own options filled
+        in with their defaults where neither given nor saved."""
+        own = {o.name: cls.defaults.get(o.name, o.default) for o in cls.options}
+        common = {} if resuming else {k: v for k, v in cls.defaults.items() if k not in explicit and k not in own}
+        return dataclasses.replace(cfg, **common, extra=own | cfg.extra)
+
+    @classmethod
+    def validate(cls, cfg: TrainConfig) -> None:
+        """One-line UserError for options this model cannot train with (after TrainConfig.validate)."""
+        for name, value in cfg.extra.items():
+            option = next((o for o in cls.options if o.name == name), None)
+            if option is None:
+                raise UserError(f"--{name} is not an option of --model={cls.name}")
+            try:
+                option.check(value)
+            except ValueError as e:
+                raise UserError(str(e)) from None
+        if cls.paired and not cfg.X:
+            raise UserError("--X is required: the paired TFRecord file from build_data.py --paired")
+        if cls.paired and cfg.Y:
+            raise UserError(f"--Y={cfg.Y}: {cls.name} reads its pairs from --X alone (build_data.py --paired); "
+                            "drop --Y")
+        if not cls.paired and (not cfg.X or not cfg.Y):
+            raise UserError("--X and --Y are required: TFRecord files from build_data.py")
+        multiple = cls.input_multiple(cfg)
+        if cfg.image_size % multiple:
+            raise UserError(f"--image_size={cfg.image_size}: {cfg.netG} needs a multiple of {multiple}")
+        if cfg.recompute and cfg.use_dropout:
+            # the recomputed forward would draw new dropout masks, and the gradients would be wrong
+            raise UserError("--recompute cannot be combined with dropout (--use_dropout; add --nouse_dropout)")
+
+    @classmethod
+    def define_networks(cls, cfg: TrainConfig) -> dict[str, Callable[[], keras.Model]]:
+        """Network name → a function building it (exports build only the generators they restore)."""
+        raise NotImplementedError
+
+    @classmethod
+    def input_multiple(cls, cfg: TrainConfig) -> int:
+        """Image sides must be multiples of this for the generators to return the input's size."""
+        return networks.generator_multiple(cfg.netG)
+
+    @classmethod
+    def exported_direction(cls, cfg: TrainConfig, direction: str) -> str:
+        """What an export of `direction` stores as its direction (a paired run stores AtoB or BtoA)."""
+        return cfg.direction if cls.paired else direction
+
+    @classmethod
+    def generator_names(cls) -> list[str]:
+        return list(dict.fromkeys(cls.exports.values()))
+
+    # --- the built model ---------------------------------------------------------------------------
+
+    def __init__(self, cfg: TrainConfig, steps_per_epoch: int, global_batch: int) -> None:
+        super().__init__(name=self.name)
+        self.cfg, self.global_batch = cfg, global_batch
+        # Keras draws unseeded initialiser seeds from Python's `random`. TensorFlow's global seed is
+        # left alone: every random op of ours is stateless, and tf.data rejects tensor seeds under it.
+        random.seed(cfg.seed)
+        constant, decay = schedule_steps(cfg, steps_per_epoch)
+        self.total_steps = constant + decay
+        self.lr = LinearDecay(cfg.learning_rate, constant, decay)
+        self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+        with networks.precision(cfg.precision):
+            self.nets = {k: build() for k, build in self.define_networks(cfg).items()}
+        self.opts = {k: self._adam(k, self.variables_of(nets)) for k, nets in self.optimizers.items()}
+        for k, obj in {**self.nets, **self.opts}.items():
+            setattr(self, k, obj)
+
+    def variables_of(self, names: tuple[str, ...]) -> list[tf.Variable]:
+        return [v for n in names for v in self.nets[n].trainable_variables]
+
+    def state(self) -> dict[str, tf.Module]:
+        """Checkpointed state beyond networks, optimisers and the step (e.g. image pools)."""
+        return {}
+
+    def checkpoint(self) -> tf.train.Checkpoint:
+        generators = [self.nets[n] for n in self.generator_names()]
+        return tf.train.Checkpoint(**self.nets, **self.opts, **self.state(), step=self.step,
+                                   dropout=networks.seed_states(*generators))
+
+    def _adam(self, name: str, variables: list) -> keras.optimizers.Optimizer:
+        c = self.cfg
+        opt = TorchAdam(learning_rate=self.lr, beta_1=c.beta1, beta_2=c.beta2, epsilon=c.adam_eps, name=name)
+        if c.precision == "fp16":  # fp16 gradients underflow without it; a step with inf/NaN is skipped
+            opt = keras.optimizers.LossScaleOptimizer(opt, name=name)
+        opt.build(variables)  # now, so that a checkpoint restores into existing slots instead of deferring
+        return opt
+
+    def compiled(self, fn: Callable) -> Callable:
+        """`fn` as a tf.function, compiled with XLA under --jit_compile."""
+        return tf.function(fn, jit_compile=self.cfg.jit_compile or None)
+
+    # --- pieces a step is made of --------------------------------------------------------------------
+
+    def generate(self, G: keras.Model, x: tf.Tensor) -> tf.Tensor:
+        """G(x) in training mode; with --recompute only x is kept for the backward pass."""
+        if self.cfg.recompute:
+            return tf.recompute_grad(lambda t: G(t, training=True))(x)
+        return G(x, training=True)
+
+    def average(self, per_example: tf.Tensor) -> tf.Tensor:
+        return tf.nn.compute_average_loss(per_example, global_batch_size=self.global_batch)
+
+    def gan(self, pred, real: bool) -> tf.Tensor:
+        """The adversarial loss of D's output (one score map, or scales of features and scores)."""
+        return self.average(losses.gan_loss(pred, real, self.cfg.gan_mode, self.cfg.real_label))
+
+    def discriminator_objective(self, D: keras.Model, real: tf.Tensor, fake: tf.Tensor,
+                                seed: tf.Tensor) -> dict[str, tf.Tensor]:
+        """D's loss on real and (detached) fake inputs, halved as the official code does, and the gradient
+        penalty under wgangp (else 0). D is trained on their sum."""
+        terms = {"real": 0.5 * self.gan(D(real, training=True), True),
+                 "fake": 0.5 * self.gan(D(fake, training=True), False)}
+        if self.cfg.gan_mode == "wgangp":
+            terms["penalty"] = self.cfg.lambda_gp * self.average(losses.gradient_penalty(D, real, fake, seed))
+        else:
+            terms["penalty"] = tf.constant(0.0)
+        return terms
+
+    def replica_seed(self, step: tf.Tensor) -> tf.Tensor:
+        replica = tf.distribute.get_replica_context().replica_id_in_sync_group
+        return tf.stack([tf.cast(self.cfg.seed, tf.int64) * 7919 + tf.cast(replica, tf.int64), step])
+
+    def replica_step(self, x: tf.Tensor, y: tf.Tensor, step: tf.Tensor) -> dict[str, tf.Tensor]:
+        """One step on this replica's share of the batch; returns its share of each loss."""
+        raise NotImplementedError
+
+    def previews(self, x: tf.Tensor, y: tf.Tensor) -> dict[str, tuple[tf.Tensor, ...]]:
+        """TensorBoard tag → images to show side by side (inputs, outputs, targets or reconstructions)."""
+        raise NotImplementedError
+
+    def make_train_step(self, strategy: tf.distribute.Strategy) -> Callable:
+        """The distributed step: (x, y) per-replica batches → global mean losses and a finiteness flag."""
+
+        @tf.function
+        def train_step(x, y):
+            per_replica = strategy.run(self.replica_step, args=(x, y, self.step.read_value()))
+            loss = {k: strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None) for k, v in per_replica.items()}
+            self.step.assign_add(1)
+            loss["finite"] = tf.reduce_all([tf.math.is_finite(v) for v in loss.values()])
+            return loss
+
+        return train_step
+
+    # --- facts about the state ---------------------------------------------------------------------
+
+    @tf.function
+    def state_is_finite(self) -> tf.Tensor:
+        """True when every weight and optimiser slot is finite: only such a state is worth saving."""
+        variables = [v for n in self.nets.values() for v in n.weights]
+        variables += [v for o in self.opts.values() for v in o.variables]
+        floats = [v for v in variables if tf.as_dtype(v.dtype).is_floating]
+        return tf.reduce_all([tf.reduce_all(tf.math.is_finite(v)) for v in floats])
+
+    def fingerprint(self) -> float:
+        """Sum of |w| over every network: equal on workers that agree."""
+        return sum(float(tf.reduce_sum(tf.abs(v))) for n in self.nets.values() for v in n.weights)
