@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 
 test: $(STAMP)
 	$(VENV)/bin/ruff check .
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n auto --durations=20  # one worker per core: tracing is single-threaded Python
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

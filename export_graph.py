@@ -12,6 +12,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow's start-up chat
 from absl import app, flags, logging  # noqa: E402
 
 from cyclegan_tf.errors import UserError, guarded  # noqa: E402
+from cyclegan_tf.options import PRECISIONS  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("checkpoint_dir", "", "Run folder of train.py (or a run name under checkpoints/).")
@@ -21,8 +22,8 @@ flags.DEFINE_string("YtoX_model", "orange2apple", "Name of the Y→X (F) export;
 flags.DEFINE_integer("image_size", 0, "0: any input size (padded to what the generator needs); "
                      "S > 0: resize inputs to S×S and back, as vanhuyz's export did.")
 flags.DEFINE_string("export_dir", "pretrained", "Folder that receives the exports.")
-flags.DEFINE_enum("precision", "fp32", ["fp32", "bf16", "fp16"], "Type the exported graph computes in; bf16 is "
-                  "about twice as fast on CPUs with AVX-512 BF16 or AMX, fp16 on GPUs (inputs/outputs stay float32).")
+flags.DEFINE_enum("precision", "fp32", list(PRECISIONS), "Type the exported graph computes in; bf16 is faster on "
+                  "CPUs with AVX-512 BF16 or AMX (docs/benchmarks.md), fp16 on GPUs (inputs/outputs stay float32).")
 flags.DEFINE_bool("onnx", False, "Also write <name>.onnx (the translate signature) with tf2onnx.")
 
 

@@ -11,6 +11,7 @@ Problems with the input raise `cyclegan_tf.errors.UserError` with the one line t
 """
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +46,7 @@ def train(cfg: TrainConfig | None = None, **options: Any) -> Path:
     set in `cfg` away from their defaults) count as given on the command line."""
     cfg = cfg or config(**options)
     if not cfg.checkpoint_dir and not cfg.load_model:  # the folder must be known to return it
-        cfg.checkpoint_dir = str(runs.run_dir(cfg))
+        cfg = dataclasses.replace(cfg, checkpoint_dir=str(runs.run_dir(cfg)))
     folder = runs.run_dir(cfg)
     status = loop.train(cfg)
     if status:

@@ -47,7 +47,7 @@ def decode(serialized: tf.Tensor, prefix: str = PREFIX_A) -> tf.Tensor:
 
 def _resize(img: tf.Tensor, h: tf.Tensor, w: tf.Tensor) -> tf.Tensor:
     # Shrinking large photos needs antialiasing (PIL's bicubic, used by the official code, has it);
-    # enlarging does not, and the plain kernel is about twice as fast.
+    # enlarging does not, and the plain kernel is faster (docs/benchmarks.md).
     size = tf.stack([h, w])
     shrink = tf.reduce_any(size < tf.shape(img)[:2])
     return tf.cond(shrink, lambda: tf.image.resize(img, size, method="bicubic", antialias=True),
@@ -98,13 +98,15 @@ def _records(files: list[str], seed: int, start: int, count: int, repeat: bool,
     files_t = tf.constant(files)
     buffer = max(1, min(shuffle_buffer, count))
 
+    @tf.autograph.experimental.do_not_convert  # no Python control flow on tensors: converting costs start-up
     def epoch(e: tf.Tensor) -> tf.data.Dataset:
         order = tf.random.experimental.stateless_shuffle(files_t, seed=tf.stack([tf.cast(seed, tf.int64), e]))
         ds = tf.data.Dataset.from_tensor_slices(order).interleave(
             tf.data.TFRecordDataset, cycle_length=min(len(files), 4), block_length=1,
             num_parallel_calls=min(len(files), 4), deterministic=True)
         ds = ds.shuffle(buffer, seed=seed * 1_000_003 + e, reshuffle_each_iteration=False)
-        return ds.enumerate().map(lambda i, rec: (rec, tf.stack([tf.cast(seed, tf.int64), e * _EPOCH_STRIDE + i])))
+        return ds.enumerate().map(tf.autograph.experimental.do_not_convert(
+            lambda i, rec: (rec, tf.stack([tf.cast(seed, tf.int64), e * _EPOCH_STRIDE + i]))))
 
     first = start // count
     epochs = tf.data.Dataset.range(first, 2**62 if repeat else first + 1)
@@ -122,6 +124,7 @@ def domain_dataset(files: list[str], count: int, *, batch_size: int = 1, cfg: Pr
     if batch_size > 1 and not cfg.fixed_size:
         raise ValueError(f"preprocess {cfg.mode!r} gives images of varying size: use batch_size 1")
 
+    @tf.autograph.experimental.do_not_convert
     def load(rec: tf.Tensor, s: tf.Tensor) -> tf.Tensor | tuple[tf.Tensor, tf.Tensor]:
         a = tf.cast(decode(rec, PREFIX_A), tf.float32)
         if not paired:
@@ -158,7 +161,7 @@ def paired_dataset(files: list[str], count: int, *, batch_size: int = 1, cfg: Pr
     ds = domain_dataset(files, count, batch_size=batch_size, cfg=cfg, seed=2 * seed, start=start_step * batch_size,
                         paired=True)
     if swap:
-        ds = ds.map(lambda a, b: (b, a))
+        ds = ds.map(tf.autograph.experimental.do_not_convert(lambda a, b: (b, a)))
     return ds.prefetch(tf.data.AUTOTUNE)
 
 

@@ -24,7 +24,7 @@ from cyclegan_tf.datasets import shapescapes
 from cyclegan_tf.options import PRECISIONS
 
 ROOT = Path(__file__).resolve().parents[1]
-# Sized to finish in about 15 minutes on 2 CPU cores; a GPU gets more steps and 128 px.
+# Sized for a short run on 2 CPU cores (docs/benchmarks.md has the time); a GPU gets more steps and 128 px.
 CPU = dict(size=64, train=300, test=50, steps=3000, ngf=32, ndf=32)
 GPU = dict(size=128, train=400, test=100, steps=20000, ngf=64, ndf=64)
 REDUCED = dict(size=32, train=12, test=6, steps=4, ngf=4, ndf=4)

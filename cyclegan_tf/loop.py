@@ -6,14 +6,16 @@ checkpoints from runs.py.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import tensorflow as tf
+from tensorflow.python.framework import config as tf_config  # its determinism switch has no public off
 from tqdm import tqdm
 
 from cyclegan_tf import data, records
@@ -84,7 +86,7 @@ class Reporter:
         self.writer.flush()
 
 
-def _data(cfg: TrainConfig, paired: bool) -> tuple[Callable[[int], tf.data.Dataset], int, str]:
+def open_data(cfg: TrainConfig, paired: bool) -> tuple[Callable[[int], tf.data.Dataset], int, str]:
     """A function giving the input stream from a step on, the steps per epoch and a description."""
     preprocess = data.Preprocess(cfg.preprocess, cfg.load_size, cfg.image_size, not cfg.no_flip)
     x_files = records.resolve_files(cfg.X)
@@ -107,16 +109,33 @@ def _data(cfg: TrainConfig, paired: bool) -> tuple[Callable[[int], tf.data.Datas
     return unpaired, data.steps_per_epoch(x_count, y_count, cfg.batch_size), f"|X| = {x_count}, |Y| = {y_count}"
 
 
+@contextlib.contextmanager
+def _determinism(on: bool) -> Iterator[None]:
+    """Deterministic ops for the run only: a process that trains from the Python API and then draws
+    unseeded random numbers must not find them refused."""
+    before = tf_config.is_op_determinism_enabled()
+    if on:
+        tf.config.experimental.enable_op_determinism()
+    try:
+        yield
+    finally:
+        if on and not before:
+            tf_config.disable_op_determinism()
+
+
 def train(cfg: TrainConfig, explicit: set[str] | None = None) -> int:
     """Trains until the schedule ends (exit status 0), a signal (128 + signum) or a NaN loss (1)."""
     cfg, folder, model_cls = prepare(cfg, cfg.changed() if explicit is None else explicit)
-    if cfg.deterministic:
-        tf.config.experimental.enable_op_determinism()
+    with _determinism(cfg.deterministic):
+        return _train(cfg, folder, model_cls)
+
+
+def _train(cfg: TrainConfig, folder: Path, model_cls: type[Model]) -> int:
     strategy = make_strategy(cfg.strategy, cfg.batch_size)  # first: multi-worker collectives precede other ops
     if cfg.batch_size % strategy.num_replicas_in_sync:
         raise UserError(f"--batch_size={cfg.batch_size} must be a multiple of the "
                         f"{strategy.num_replicas_in_sync} replicas")
-    dataset, steps_per_epoch, sizes = _data(cfg, model_cls.paired)
+    dataset, steps_per_epoch, sizes = open_data(cfg, model_cls.paired)
     with strategy.scope():
         model = model_cls(cfg, steps_per_epoch, cfg.batch_size)
     chief = cfg.strategy != "multi_worker" or is_chief()
@@ -159,8 +178,12 @@ def _run(model: Model, strategy: tf.distribute.Strategy, ds: tf.data.Dataset, ch
          reporter: Reporter, step: int) -> int:
     """The loop proper: 0 at the end of the schedule, 128 + signum after a signal, 1 on NaN/Inf."""
     cfg = model.cfg
-    batches = iter(strategy.experimental_distribute_dataset(ds))
-    train_step = model.make_train_step(strategy)
+    distributed = strategy.experimental_distribute_dataset(ds)
+    batches = iter(distributed)
+    # Images of varying size need a signature with unknown sides, or every new size traces the step again;
+    # fixed sizes keep the static batch size (the image pool needs it, and sharding across workers hides it).
+    varying = not data.Preprocess(cfg.preprocess, cfg.load_size, cfg.image_size, not cfg.no_flip).fixed_size
+    train_step = model.make_train_step(strategy, distributed.element_spec if varying else None)
     stop = _Stop()
     try:
         while step < model.total_steps and not stop.signum:
@@ -172,7 +195,7 @@ def _run(model: Model, strategy: tf.distribute.Strategy, ds: tf.data.Dataset, ch
                 if not bool(loss["finite"]):
                     return 1
                 reporter.losses(step, loss)
-            if step % cfg.summary_every == 0 or step == 1:
+            if step % cfg.summary_every == 0:
                 reporter.previews(step, strategy.experimental_local_results(x)[0],
                                   strategy.experimental_local_results(y)[0])
             if checkpointer.due(step):

@@ -82,9 +82,9 @@ class ReflectionPad2D(keras.layers.Layer):
 @keras.saving.register_keras_serializable(package="cyclegan_tf")
 class Cropping2D(keras.layers.Cropping2D):
     """Keras' Cropping2D with the crop's gradient as a zero pad: TF's strided-slice gradient
-    (StridedSliceGrad) takes 25-70 ms per crop at the generator's upsampling shapes on a CPU, a pad
-    2-6 ms; with six generator passes a CycleGAN step at 256 px spends ~0.5 s less. The forward op is
-    unchanged (so are checkpoints and ONNX conversion)."""
+    (StridedSliceGrad) is many times slower than a pad at the generator's upsampling shapes on a CPU
+    (docs/benchmarks.md, docs/decisions.md). The forward op is unchanged (so are checkpoints and ONNX
+    conversion)."""
 
     def call(self, inputs):
         (top, bottom), (left, right) = self.cropping
@@ -120,8 +120,8 @@ class InstanceNorm(keras.layers.GroupNormalization):
     def call(self, inputs):
         # Instance norm of [N, H, W, C] is batch norm of the [1, H, W, N·C] view, and TF's fused batch
         # norm kernel (training mode: the batch's own statistics, biased variance, as InstanceNorm2d)
-        # does it in one pass with float32 statistics for bf16/fp16 inputs; 2-5x faster than
-        # tf.nn.moments, forward and backward. At batch 1 (the paper's) the view is the input itself.
+        # does it in one pass with float32 statistics for bf16/fp16 inputs, faster than tf.nn.moments
+        # forward and backward (docs/decisions.md). At batch 1 (the paper's) the view is the input itself.
         x = inputs if inputs.dtype in (tf.float32, tf.bfloat16) else tf.cast(inputs, tf.float32)
         batch = inputs.shape[0]
         if batch != 1:

@@ -107,3 +107,19 @@ def test_wrong_schema(records: dict, tmp_path: Path) -> None:
         w.write(tf.train.Example().SerializeToString())
     with pytest.raises(UserError, match="lack image/encoded_image"):
         train(config(records, tmp_path / "run", max_steps=1, Y=str(path)))
+
+
+def test_images_of_varying_size_train_without_a_crop(tmp_path: Path) -> None:
+    """--preprocess none keeps each image's size (rounded to 4): the step takes any size."""
+    from PIL import Image
+
+    for d, sizes in (("X", ((40, 40), (48, 32), (32, 44))), ("Y", ((36, 52), (40, 40)))):
+        (tmp_path / d).mkdir()
+        for i, (w, h) in enumerate(sizes):
+            rgb = np.random.default_rng(i).integers(0, 256, (h, w, 3), dtype=np.uint8)
+            Image.fromarray(rgb).save(tmp_path / d / f"{i}.png")
+        build.build_folder(d, str(tmp_path / d), str(tmp_path / f"{d}.tfrecords"))
+    cfg = TrainConfig(X=str(tmp_path / "X.tfrecords"), Y=str(tmp_path / "Y.tfrecords"),
+                      checkpoint_dir=str(tmp_path / "run"), **{**TINY, "pool_size": 0}, preprocess="none", max_steps=5)
+    assert train(cfg) == 0
+    assert tf.train.latest_checkpoint(str(tmp_path / "run")).endswith("ckpt-5")

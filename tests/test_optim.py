@@ -145,7 +145,9 @@ def test_loss_scale_optimizer_fp16_skips_nonfinite_then_matches_reference():
 
 
 def test_mirrored_strategy_two_replicas():
-    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    # ReductionToOneDevice: collective all-reduce keys restart per strategy and clash with other tests'
+    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"],
+                                              cross_device_ops=tf.distribute.ReductionToOneDevice())
     assert strategy.num_replicas_in_sync == 2
     with strategy.scope():
         var = keras.Variable(P0, dtype="float32")

@@ -81,14 +81,19 @@ def _free_ports(n: int) -> list[int]:
     return ports
 
 
-def test_multi_worker_training_agrees(data_args: list[str], tmp_path: Path) -> None:
+@pytest.mark.parametrize("model", ["cycle_gan", "pix2pix"])
+def test_multi_worker_training_agrees(model: str, data_args: list[str], tmp_path: Path) -> None:
+    if model == "pix2pix":  # paired records; the step reads D, not D_Y, for the fingerprint
+        build.build_paired(data_args[0].split("=", 1)[1].replace("X.tfrecords", "X"),
+                           data_args[1].split("=", 1)[1].replace("Y.tfrecords", "Y"), str(tmp_path / "p.tfrecords"))
+        data_args = [f"--X={tmp_path / 'p.tfrecords'}", "--pool_size=0"]
     cluster = {"worker": [f"127.0.0.1:{p}" for p in _free_ports(2)]}
     procs = []
     for i in range(2):
         env = {**os.environ, "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": i}})}
         procs.append(subprocess.Popen(
-            command(*data_args, *ARGS, "--max_steps=6", "--batch_size=2", "--strategy=multi_worker",
-                    f"--checkpoint_dir={tmp_path / 'run'}"),
+            command(f"--model={model}", *ARGS, *data_args, "--max_steps=6", "--batch_size=2",
+                    "--strategy=multi_worker", f"--checkpoint_dir={tmp_path / 'run'}"),
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path, env=env))
     outs = [p.communicate(timeout=400) for p in procs]
     for p, (_, err) in zip(procs, outs):

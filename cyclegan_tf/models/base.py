@@ -158,8 +158,9 @@ class Model(tf.Module):
         return opt
 
     def compiled(self, fn: Callable) -> Callable:
-        """`fn` as a tf.function, compiled with XLA under --jit_compile."""
-        return tf.function(fn, jit_compile=self.cfg.jit_compile or None)
+        """`fn` compiled with XLA under --jit_compile; otherwise `fn` itself, traced into the step (a nested
+        tf.function would be traced on its own and, under a tape, again as forward and backward copies)."""
+        return tf.function(fn, jit_compile=True, autograph=False) if self.cfg.jit_compile else fn
 
     # --- pieces a step is made of --------------------------------------------------------------------
 
@@ -200,10 +201,13 @@ class Model(tf.Module):
         """TensorBoard tag → images to show side by side (inputs, outputs, targets or reconstructions)."""
         raise NotImplementedError
 
-    def make_train_step(self, strategy: tf.distribute.Strategy) -> Callable:
-        """The distributed step: (x, y) per-replica batches → global mean losses and a finiteness flag."""
+    def make_train_step(self, strategy: tf.distribute.Strategy, element_spec=None) -> Callable:
+        """The distributed step: (x, y) per-replica batches → global mean losses and a finiteness flag.
+        `element_spec` (the distributed dataset's) fixes the signature, so that images of varying size
+        (--preprocess none, scale_width) do not trace the step again for every new size. No autograph: the
+        step has no Python control flow on tensors, and converting it costs seconds of start-up."""
 
-        @tf.function
+        @tf.function(input_signature=element_spec, autograph=False)
         def train_step(x, y):
             per_replica = strategy.run(self.replica_step, args=(x, y, self.step.read_value()))
             loss = {k: strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None) for k, v in per_replica.items()}
@@ -215,14 +219,15 @@ class Model(tf.Module):
 
     # --- facts about the state ---------------------------------------------------------------------
 
-    @tf.function
     def state_is_finite(self) -> tf.Tensor:
-        """True when every weight and optimiser slot is finite: only such a state is worth saving."""
+        """True when every weight and optimiser slot is finite: only such a state is worth saving. Eager:
+        one small op per variable at each save costs less than tracing them."""
         variables = [v for n in self.nets.values() for v in n.weights]
         variables += [v for o in self.opts.values() for v in o.variables]
         floats = [v for v in variables if tf.as_dtype(v.dtype).is_floating]
         return tf.reduce_all([tf.reduce_all(tf.math.is_finite(v)) for v in floats])
 
     def fingerprint(self) -> float:
-        """Sum of |w| over every network: equal on workers that agree."""
-        return sum(float(tf.reduce_sum(tf.abs(v))) for n in self.nets.values() for v in n.weights)
+        """Sum of |w| over every network's trainable weights: equal on workers that agree. (Batch norm's
+        moving statistics are each worker's own, as in any data-parallel training.)"""
+        return sum(float(tf.reduce_sum(tf.abs(v))) for n in self.nets.values() for v in n.trainable_variables)

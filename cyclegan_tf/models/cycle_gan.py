@@ -78,9 +78,9 @@ class CycleGAN(Model):
         self.opt_D.apply_gradients(zip(grads, self.variables_of(self.optimizers["opt_D"])))
         return {**loss, **d_loss}
 
-    @tf.function
     def translate(self, x: tf.Tensor, y: tf.Tensor) -> tuple[tf.Tensor, ...]:
-        """(G(x), F(G(x)), F(y), G(F(y)))."""
+        """(G(x), F(G(x)), F(y), G(F(y))), eagerly: previews are occasional, and tracing four generator
+        calls costs far more than running them once (docs/benchmarks.md)."""
         fake_y, fake_x = self.G(x, training=False), self.F(y, training=False)
         return fake_y, self.F(fake_y, training=False), fake_x, self.G(fake_x, training=False)
 

@@ -63,8 +63,8 @@ class Pix2Pix(Model):
         self.opt_G.apply_gradients(zip(grads, self.G.trainable_variables))
         return {**loss, **d_loss}
 
-    @tf.function
     def translate(self, x: tf.Tensor) -> tf.Tensor:
+        """G(x) in test mode, eagerly (see CycleGAN.translate)."""
         return self.G(x, training=False)
 
     def previews(self, x: tf.Tensor, y: tf.Tensor) -> dict[str, tuple[tf.Tensor, ...]]:
