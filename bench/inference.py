@@ -35,7 +35,7 @@ def main() -> None:
     p.add_argument("--netG", default="")
     p.add_argument("--precision", default="fp32", choices=PRECISIONS)
     args = p.parse_args()
-    cfg = TrainConfig(image_size=args.size, netG=args.netG).resolved()
+    cfg = TrainConfig(model=models.DEFAULT, image_size=args.size, netG=args.netG).resolved()
     with tempfile.TemporaryDirectory() as tmp:
         run = Path(tmp) / "run"
         model = models.get(cfg.model)(cfg, 1000, 1)

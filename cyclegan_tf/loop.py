@@ -86,9 +86,13 @@ class Reporter:
         self.writer.flush()
 
 
+def _preprocess(cfg: TrainConfig) -> data.Preprocess:
+    return data.Preprocess(cfg.preprocess, cfg.load_size, cfg.image_size, not cfg.no_flip)
+
+
 def open_data(cfg: TrainConfig, paired: bool) -> tuple[Callable[[int], tf.data.Dataset], int, str]:
     """A function giving the input stream from a step on, the steps per epoch and a description."""
-    preprocess = data.Preprocess(cfg.preprocess, cfg.load_size, cfg.image_size, not cfg.no_flip)
+    preprocess = _preprocess(cfg)
     x_files = records.resolve_files(cfg.X)
     records.check_schema(x_files, paired)
     x_count = records.count_records(x_files)
@@ -182,8 +186,7 @@ def _run(model: Model, strategy: tf.distribute.Strategy, ds: tf.data.Dataset, ch
     batches = iter(distributed)
     # Images of varying size need a signature with unknown sides, or every new size traces the step again;
     # fixed sizes keep the static batch size (the image pool needs it, and sharding across workers hides it).
-    varying = not data.Preprocess(cfg.preprocess, cfg.load_size, cfg.image_size, not cfg.no_flip).fixed_size
-    train_step = model.make_train_step(strategy, distributed.element_spec if varying else None)
+    train_step = model.make_train_step(strategy, None if _preprocess(cfg).fixed_size else distributed.element_spec)
     stop = _Stop()
     try:
         while step < model.total_steps and not stop.signum:

@@ -78,8 +78,8 @@ def read_run(folder: str | Path) -> tuple[TrainConfig, type[Model], str]:
         cfg = TrainConfig(**saved)
     except TypeError as e:
         raise UserError(f"{folder / 'flags.json'}: {e}") from None
-    model_cls = models.get(cfg.model)
-    cfg = model_cls.configure(cfg, set(), resuming=True).resolved()
+    model_cls = models.get(cfg.model or models.DEFAULT)
+    cfg = model_cls.configure(dataclasses.replace(cfg, model=model_cls.name), set(), resuming=True).resolved()
     try:
         cfg.validate()
     except UserError as e:
