@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cksum < pyproject.toml | cut -d' ' -f1)
 DEMO := runs/demo
 
-.PHONY: test lint demo bench tensorboard clean
+.PHONY: test test-faults lint demo bench tensorboard clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -17,7 +17,11 @@ $(STAMP): pyproject.toml
 
 test: $(STAMP)
 	$(VENV)/bin/ruff check .
-	$(PY) -m pytest -q -n auto --durations=20  # one worker per core: tracing is single-threaded Python
+	$(PY) -m pytest -q -n auto --durations=20 -m "not slow"  # one worker per core: tracing is single-threaded Python
+
+# Every fault-injection case (kills at several moments, full disks, damaged files); `make test` runs a subset.
+test-faults: $(STAMP)
+	$(PY) -m pytest -q -n auto --durations=10 tests/faults
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -5,9 +5,11 @@
 """
 from __future__ import annotations
 
-import os
+from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow's start-up chatter is not for users
+from cyclegan_tf import console
+
+console.quiet_tensorflow()  # before TensorFlow and absl: their start-up chatter is not for users
 
 from absl import app, flags, logging  # noqa: E402
 
@@ -34,27 +36,35 @@ def main(argv: list[str]) -> None:
     if not FLAGS.checkpoint_dir:
         raise UserError("--checkpoint_dir is required: the run folder written by train.py")
     logging.set_verbosity(logging.WARNING)
-    from cyclegan_tf.export import export, model_name, to_onnx  # TensorFlow loads here
+    from cyclegan_tf import export  # TensorFlow loads here
     from cyclegan_tf.runs import find_run, read_run
 
     run = find_run(FLAGS.checkpoint_dir, "--checkpoint_dir")
     cfg, model_cls, _ = read_run(run)
-    for direction in ("XtoY", "YtoX"):
-        value = FLAGS[f"{direction}_model"].value
-        if not value:
-            continue
-        if direction not in model_cls.exports:
-            if FLAGS[f"{direction}_model"].present:
-                print(f"note: {run} is a {cfg.model} run without a {direction} generator; "
-                      f"--{direction}_model={value} is skipped")
-            continue
-        name = model_name(value)
-        if name != value:
-            print(f"note: {value} → {FLAGS.export_dir}/{name}/ (a SavedModel folder, not a frozen .pb)")
-        path = export(run, direction, os.path.join(FLAGS.export_dir, name), FLAGS.image_size, FLAGS.precision)
-        print(f"exported {direction} to {path}")
-        if FLAGS.onnx:
-            print(f"exported {direction} to {to_onnx(path, path.with_suffix('.onnx'))}")
+    names = {d: FLAGS[f"{d}_model"].value for d in ("XtoY", "YtoX")}
+    for direction, value in names.items():
+        if value and direction not in model_cls.exports and FLAGS[f"{direction}_model"].present:
+            print(f"note: {run} is a {cfg.model} run without a {direction} generator; "
+                  f"--{direction}_model={value} is skipped")
+    targets = export.export_targets(names, model_cls.exports, FLAGS.export_dir)
+    for target in targets.values():
+        export.check_target(target)  # every refusal before the first export is written
+    written: dict[str, Path] = {}
+    try:
+        # All exports are written first and swapped in together: a failure leaves every previous one as it was.
+        for direction, target in targets.items():
+            if export.model_name(names[direction]) != names[direction]:
+                print(f"note: {names[direction]} → {target}/ (a SavedModel folder, not a frozen .pb)")
+            written[direction] = export.write(run, direction, target, FLAGS.image_size, FLAGS.precision)
+        for direction, target in targets.items():
+            print(f"exported {direction} to {export.commit(written[direction], target)}")
+    finally:
+        for tmp in written.values():
+            export.discard(tmp)
+    if FLAGS.onnx:
+        for direction, target in targets.items():
+            print(f"exported {direction} to {export.to_onnx(target, target.with_suffix('.onnx'))}")
+
 
 if __name__ == "__main__":
     app.run(main)

@@ -5,9 +5,9 @@
 """
 from __future__ import annotations
 
-import os
+from cyclegan_tf import console
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow's start-up chatter is not for users
+console.quiet_tensorflow()  # before TensorFlow and absl: their start-up chatter is not for users
 
 from absl import app, flags  # noqa: E402
 

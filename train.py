@@ -9,7 +9,9 @@ from __future__ import annotations
 import os
 import sys
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow's start-up chatter is not for users
+from cyclegan_tf import console
+
+console.quiet_tensorflow()  # before TensorFlow and absl: their start-up chatter is not for users
 
 from absl import app, flags, logging  # noqa: E402
 
@@ -57,7 +59,7 @@ def _run(argv: list[str]) -> None:
     # Everything this run wrote is closed and flushed by now (checkpoints, events, flags.json). Skipping
     # the interpreter's teardown of TensorFlow saves seconds on every run (docs/benchmarks.md).
     sys.stdout.flush()
-    sys.stderr.flush()
+    console.flush()
     os._exit(status)
 
 

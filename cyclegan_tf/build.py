@@ -15,12 +15,15 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from tqdm import tqdm
 
 from cyclegan_tf.errors import UserError
 from cyclegan_tf.imagefiles import BadImage, ImageRecord, find_images, load_image, normalise, split_side_by_side
+
+if TYPE_CHECKING:
+    from cyclegan_tf import records
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -47,11 +50,19 @@ class Summary:
                  f"{self.duplicates} duplicates"]
         if self.unmatched:
             parts.append(f"{self.unmatched} unmatched")
-        return "; ".join(parts) + f"; {self.seconds:.1f} s"
+        return printable("; ".join(parts) + f"; {self.seconds:.1f} s")
+
+
+def printable(text: str) -> str:
+    """`text` with the bytes of a file name that is not UTF-8 shown as U+FFFD (printing them would fail)."""
+    try:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "replace").decode("utf-8")
 
 
 def _warn(msg: str) -> None:
-    tqdm.write(f"warning: {msg}", file=sys.stderr)
+    tqdm.write(f"warning: {printable(msg)}", file=sys.stderr)
 
 
 def ordered_map(fn: Callable[[T], R], items: Iterable[T], workers: int) -> Iterator[R | BadImage]:
@@ -66,7 +77,8 @@ def ordered_map(fn: Callable[[T], R], items: Iterable[T], workers: int) -> Itera
     if workers <= 1:
         yield from map(safe, items)
         return
-    with ThreadPoolExecutor(workers) as pool:
+    pool = ThreadPoolExecutor(workers)
+    try:
         window: collections.deque[Future] = collections.deque()
         for item in items:
             window.append(pool.submit(safe, item))
@@ -74,16 +86,69 @@ def ordered_map(fn: Callable[[T], R], items: Iterable[T], workers: int) -> Itera
                 yield window.popleft().result()
         while window:
             yield window.popleft().result()
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)  # after Ctrl-C, do not decode the queued window first
 
 
-def _write(name: str, output: str, jobs: list[Job], *, num_shards: int, workers: int,
-           summary: Summary | None = None) -> Summary:
+@dataclass
+class Plan:
+    """One output to build: its jobs, where they come from (`source`, for messages) and where they go."""
+
+    name: str
+    output: str
+    jobs: list[Job]
+    source: str
+    output_flag: str = "output"
+    unmatched: int = 0  # paired by stem: files without a partner, already reported
+
+
+def check_outputs(outputs: list[tuple[str, str]], num_shards: int = 1) -> None:
+    """One-line error if two outputs ((flag, path) pairs) would write or delete the same file, or too many shards."""
     from cyclegan_tf import records  # TensorFlow loads here, after the cheap checks of the inputs
 
-    summary = summary or Summary(name)
+    if num_shards > records.MAX_SHARDS:
+        raise UserError(f"--num_shards={num_shards}: at most {records.MAX_SHARDS}")
+    for i, (flag_a, a) in enumerate(outputs):
+        for flag_b, b in outputs[i + 1:]:
+            shared = records.shared_file(a, b, num_shards)
+            if shared:
+                raise UserError(f"{flag_a}={a} and {flag_b}={b} both write {shared}: give each its own file")
+
+
+def _check_shards(plan: Plan, num_shards: int) -> None:
+    if len(plan.jobs) < num_shards:
+        raise UserError(f"--num_shards={num_shards}: more shards than the {len(plan.jobs)} images of {plan.source}; "
+                        "a shard would be empty")
+
+
+def build_all(plans: list[Plan], *, num_shards: int = 1, workers: int = 0) -> list[Summary]:
+    """Writes every plan's output under temporary names and renames them all only when every one succeeded,
+    so a failure (a bad folder, no usable image, Ctrl-C, a full disk) leaves every previous output as it was."""
+    for plan in plans:
+        _check_shards(plan, num_shards)
+    check_outputs([(p.output_flag, p.output) for p in plans], num_shards)
+    from cyclegan_tf import records
+
+    workers = workers or os.cpu_count() or 1
+    staged: list[records.Staged] = []
+    try:
+        for plan in plans:  # every output folder is made and checked before the long part starts
+            staged.append(records.prepare_output(plan.output, num_shards))
+        summaries = [_write(plan, out, num_shards=num_shards, workers=workers) for plan, out in zip(plans, staged)]
+        records.commit(staged)
+    except BaseException:
+        records.discard(staged)
+        raise
+    return summaries
+
+
+def _write(plan: Plan, staged: records.Staged, *, num_shards: int, workers: int) -> Summary:
+    from cyclegan_tf import records
+
+    summary, jobs = Summary(plan.name, unmatched=plan.unmatched), plan.jobs
     start = time.perf_counter()
     seen: dict[str, str] = {}
-    bar = tqdm(total=len(jobs), desc=name, unit="img", disable=not sys.stderr.isatty(), file=sys.stderr)
+    bar = tqdm(total=len(jobs), desc=plan.name, unit="img", disable=not sys.stderr.isatty(), file=sys.stderr)
 
     def examples() -> Iterator[bytes]:
         for (label, _), result in zip(jobs, ordered_map(lambda job: job[1](), jobs, workers)):
@@ -104,14 +169,16 @@ def _write(name: str, output: str, jobs: list[Job], *, num_shards: int, workers:
             yield records.to_example(*pair)
 
     try:
-        summary.outputs = records.write_records(output, examples(), num_shards)
+        records.write_staged(staged, examples())
     finally:
         bar.close()
+    summary.outputs = staged.finals
     summary.seconds = time.perf_counter() - start
     if summary.written == 0:
-        for f in summary.outputs:
-            os.remove(f)
-        raise UserError(f"{name}: no usable image among {len(jobs)} files; nothing written")
+        raise UserError(f"{plan.name}: no usable image among {len(jobs)} files of {plan.source}; nothing written")
+    if summary.written < num_shards:
+        raise UserError(f"--num_shards={num_shards}: only {summary.written} usable images in {plan.source}; "
+                        "a shard would be empty, nothing written")
     return summary
 
 
@@ -120,7 +187,7 @@ def _images(folder: str, flag: str, recursive: bool) -> list[Path]:
         raise UserError(f"{flag} is required")
     if not os.path.isdir(folder):
         raise UserError(f"{flag}={folder}: no such folder")
-    files = find_images(folder, recursive)
+    files = find_images(folder, recursive, broken_links=True)
     if not files:
         hint = "" if recursive else " (use --recursive for subfolders)"
         raise UserError(f"{flag}={folder}: no image files (.jpg .jpeg .png .bmp .gif .webp .tif .tiff){hint}")
@@ -137,44 +204,57 @@ def _rel(path: Path, root: str) -> str:
     return path.relative_to(root).as_posix()
 
 
+def plan_folder(name: str, input_dir: str, output: str, *, flag: str = "--input_dir", output_flag: str = "output",
+                recursive: bool = False, seed: int | None = 0) -> Plan:
+    """One domain: every image under `input_dir` (shuffled with `seed`; None keeps order). Reads no image yet."""
+    files = _images(input_dir, flag, recursive)
+    jobs: list[Job] = [(str(p), lambda p=p: load_image(p, _rel(p, input_dir))) for p in files]
+    return Plan(name, output, _shuffled(jobs, seed), f"{flag}={input_dir}", output_flag)
+
+
 def build_folder(name: str, input_dir: str, output: str, *, flag: str = "--input_dir", recursive: bool = False,
                  seed: int | None = 0, num_shards: int = 1, workers: int = 0) -> Summary:
     """One domain: every image under `input_dir` into `output` (shuffled with `seed`; None keeps order)."""
-    files = _images(input_dir, flag, recursive)
-    jobs: list[Job] = [(str(p), lambda p=p: load_image(p, _rel(p, input_dir))) for p in files]
-    return _write(name, output, _shuffled(jobs, seed), num_shards=num_shards, workers=workers or os.cpu_count() or 1)
+    plan = plan_folder(name, input_dir, output, flag=flag, recursive=recursive, seed=seed)
+    return build_all([plan], num_shards=num_shards, workers=workers)[0]
 
 
-def build_paired(input_a: str, input_b: str | None, output: str, *, recursive: bool = False,
-                 seed: int | None = 0, num_shards: int = 1, workers: int = 0) -> Summary:
+def plan_paired(input_a: str, input_b: str | None, output: str, *, output_flag: str = "--output_file",
+                recursive: bool = False, seed: int | None = 0) -> Plan:
     """Pairs for pix2pix: one folder of side-by-side A|B images, or two folders matched by file stem."""
-    workers = workers or os.cpu_count() or 1
     files_a = _images(input_a, "--X_input_dir", recursive)
     if not input_b:
         jobs: list[Job] = [(str(p), lambda p=p: split_side_by_side(load_image(p, _rel(p, input_a))))
                            for p in files_a]
-        return _write("pairs", output, _shuffled(jobs, seed), num_shards=num_shards, workers=workers)
+        return Plan("pairs", output, _shuffled(jobs, seed), f"--X_input_dir={input_a}", output_flag)
 
     def by_stem(files: list[Path], root: str) -> dict[str, Path]:
         return {str(Path(_rel(p, root)).with_suffix("")): p for p in files}
 
     a = by_stem(files_a, input_a)
     b = by_stem(_images(input_b, "--Y_input_dir", recursive), input_b)
-    summary = Summary("pairs")
-    for stem in sorted(a.keys() ^ b.keys()):
+    unmatched = sorted(a.keys() ^ b.keys())
+    for stem in unmatched:
         where = input_b if stem in a else input_a
         _warn(f"{(a.get(stem) or b.get(stem))}: no file with stem '{stem}' in {where}, skipped")
-        summary.unmatched += 1
     common = sorted(a.keys() & b.keys())
     if not common:
         raise UserError(f"--X_input_dir={input_a} and --Y_input_dir={input_b} share no file stems")
     jobs = [(str(a[s]), lambda s=s: (load_image(a[s], _rel(a[s], input_a)), load_image(b[s], _rel(b[s], input_b))))
             for s in common]
-    return _write("pairs", output, _shuffled(jobs, seed), num_shards=num_shards, workers=workers, summary=summary)
+    return Plan("pairs", output, _shuffled(jobs, seed), f"--X_input_dir={input_a} and --Y_input_dir={input_b}",
+                output_flag, len(unmatched))
 
 
-def build_tfds(name: str, split: str, output: str, *, data_dir: str | None = None, seed: int | None = 0,
-               num_shards: int = 1, workers: int = 0) -> Summary:
+def build_paired(input_a: str, input_b: str | None, output: str, *, recursive: bool = False,
+                 seed: int | None = 0, num_shards: int = 1, workers: int = 0) -> Summary:
+    """Pairs for pix2pix into `output`: see plan_paired."""
+    plan = plan_paired(input_a, input_b, output, recursive=recursive, seed=seed)
+    return build_all([plan], num_shards=num_shards, workers=workers)[0]
+
+
+def plan_tfds(name: str, split: str, output: str, *, data_dir: str | None = None, output_flag: str = "output",
+              seed: int | None = 0) -> Plan:
     """One split of a TensorFlow Datasets image dataset (e.g. cycle_gan/horse2zebra, trainA)."""
     import tensorflow_datasets as tfds  # slow to import; only this path needs it
 
@@ -201,4 +281,11 @@ def build_tfds(name: str, split: str, output: str, *, data_dir: str | None = Non
     for i, ex in enumerate(tfds.as_numpy(ds)):
         label = f"{name}/{split}[{i}]"
         jobs.append((label, lambda data=ex["image"], label=label: normalise(data, label)))
-    return _write(split, output, _shuffled(jobs, seed), num_shards=num_shards, workers=workers or os.cpu_count() or 1)
+    return Plan(split, output, _shuffled(jobs, seed), f"--tfds_split={split}", output_flag)
+
+
+def build_tfds(name: str, split: str, output: str, *, data_dir: str | None = None, seed: int | None = 0,
+               num_shards: int = 1, workers: int = 0) -> Summary:
+    """One split of a TensorFlow Datasets image dataset into `output`: see plan_tfds."""
+    plan = plan_tfds(name, split, output, data_dir=data_dir, seed=seed)
+    return build_all([plan], num_shards=num_shards, workers=workers)[0]

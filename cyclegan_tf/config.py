@@ -86,7 +86,9 @@ class TrainConfig:
     save_every: int = _f(1000, "Checkpoint every this many steps (and at least every 10 minutes).")
     summary_every: int = _f(100, "TensorBoard images every this many steps.")
     log_every: int = _f(10, "Loss scalars, log line and NaN check every this many steps.")
-    keep_checkpoints: int = _f(3, "Checkpoints to keep.")
+    keep_checkpoints: int = _f(3, "Checkpoints this session keeps (it never deletes an earlier session's).")
+    restart: bool = _f(False, "Train from step 0 in a run folder whose checkpoints cannot be read (they stay until "
+                       "overwritten); refused where an intact checkpoint exists.")
     # The chosen model's own options (Model.options), by name.
     extra: dict = field(default_factory=dict, metadata={"help": "", "choices": None})
 
@@ -175,7 +177,7 @@ class TrainConfig:
         common = {k: getattr(self, k) for k in explicit if k in {f.name for f in fields()}}
         extra = {**saved.get("extra", {}), **{k: v for k, v in self.extra.items() if k in explicit}}
         merged = {**saved, **common, "extra": extra, "checkpoint_dir": self.checkpoint_dir,
-                  "load_model": self.load_model}
+                  "load_model": self.load_model, "restart": self.restart}
         return dataclasses.replace(self, **merged)
 
 

@@ -138,6 +138,9 @@ def domain_dataset(files: list[str], count: int, *, batch_size: int = 1, cfg: Pr
 
     ds = _records(files, seed, start, count, repeat, shuffle_buffer)
     ds = ds.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    # A record whose image does not decode (damaged after build_data.py checked it) is dropped instead of
+    # stopping training at the same step on every resume; the stream stays a function of (files, seed, start).
+    ds = ds.ignore_errors(log_warning=True)
     ds = ds.batch(batch_size, drop_remainder=repeat)
     options = tf.data.Options()
     # One file per domain is the norm, so shard by data, not by file, across workers.

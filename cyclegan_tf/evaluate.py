@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import tempfile
 from pathlib import Path
@@ -25,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from cyclegan_tf import atomic
-from cyclegan_tf.errors import UserError
+from cyclegan_tf.errors import UserError, disk_error
 from cyclegan_tf.imagefiles import BadImage, find_images, open_rgb
 
 
@@ -53,8 +52,12 @@ def fid(a: np.ndarray, b: np.ndarray) -> float:
     """Fréchet distance between Gaussians fitted to two feature sets [N, D]."""
     from scipy import linalg
 
+    if min(len(a), len(b)) < 2:
+        raise ValueError(f"FID needs at least 2 feature vectors per set, got {len(a)} and {len(b)}")
     mu1, mu2 = a.mean(0), b.mean(0)
     s1, s2 = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+    if not np.isfinite(s1 @ s2).all():
+        return float("nan")  # scipy's sqrtm never returns on a matrix holding NaN
     covmean = linalg.sqrtm(s1 @ s2)
     if not np.isfinite(covmean).all():  # near-singular product: regularise, as pytorch-fid does
         eps = np.eye(s1.shape[0]) * 1e-6
@@ -66,6 +69,8 @@ def kid(a: np.ndarray, b: np.ndarray, subsets: int = 50, subset_size: int = 100,
     """Kernel Inception Distance: unbiased MMD² with kernel (x·y/d + 1)³, mean over random subsets."""
     rng = np.random.default_rng(seed)
     m = min(subset_size, len(a), len(b))
+    if m < 2:
+        raise ValueError(f"KID needs at least 2 feature vectors per set, got {len(a)} and {len(b)}")
     d = a.shape[1]
     total = 0.0
     for _ in range(subsets):
@@ -116,10 +121,17 @@ def distribution_scores(generated: np.ndarray, real: np.ndarray, floor: bool = F
 
 
 def evaluate(generated: str | Path, real: str | Path | None = None, truth: str | Path | None = None,
-             labels: bool = False, floor: bool = False, palette: np.ndarray | None = None) -> dict:
-    """All scores that the given folders allow."""
+             labels: bool = False, floor: bool = False, palette: np.ndarray | None = None,
+             shown_as: str | None = None) -> dict:
+    """All scores that the given folders allow. `shown_as` names the generated images in errors (for
+    translations written to a temporary folder)."""
     stems, gen = load_folder(generated)
     scores: dict = {"n": len(stems)}
+    if real:
+        _, r = load_folder(real, size=(gen.shape[2], gen.shape[1]))
+        for folder, images in ((shown_as or generated, gen), (real, r)):
+            if len(images) < 2:  # a covariance needs two samples; FID of one image is undefined
+                raise UserError(f"{folder}: FID/KID need at least 2 images per set, found {len(images)}")
     if truth:
         t_stems, t_imgs = load_folder(truth, size=(gen.shape[2], gen.shape[1]))
         by_stem = dict(zip(t_stems, t_imgs))
@@ -135,7 +147,6 @@ def evaluate(generated: str | Path, real: str | Path | None = None, truth: str |
         else:
             scores |= psnr_ssim(gen, t)
     if real:
-        _, r = load_folder(real, size=(gen.shape[2], gen.shape[1]))
         scores |= distribution_scores(gen, r, floor)
     return scores
 
@@ -160,7 +171,41 @@ def comparison(columns: dict[str, dict], title: str = "") -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow's start-up chatter is not for users
+    args = _parser().parse_args(argv)
+    try:
+        _report(_score(args), args.json)
+    except UserError as e:
+        return _fail(f"error: {e}", 2)
+    except KeyboardInterrupt:
+        return _fail("interrupted: nothing half-written was left under a final name", 130)
+    except OSError as e:
+        if disk_error(e) is None:
+            raise
+        return _fail(f"error: {disk_error(e)}", 1)
+    return 0
+
+
+def _report(columns: dict[str, dict], json_path: str | None) -> None:
+    """Prints the scores (one table, or one column per model) and writes them as JSON if asked."""
+    if len(columns) == 1:
+        (name, scores), = columns.items()
+        print(table(scores, f"scores of {name}"))
+    else:
+        scores = columns
+        print(comparison(columns, "scores"))
+    if json_path:
+        try:
+            atomic.write_text(json_path, json.dumps(scores, indent=2) + "\n")
+        except OSError as e:
+            raise OSError(e.errno, e.strerror, json_path) from None  # its name, not the temporary one
+
+
+def _fail(line: str, status: int) -> int:
+    print(line, file=sys.stderr, flush=True)
+    return status
+
+
+def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--generated", action="append", default=[],
                    help="folder of translated images (repeat to compare several side by side)")
@@ -173,37 +218,31 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--labels", action="store_true", help="outputs are label maps: FCN-score protocol")
     p.add_argument("--floor", action="store_true", help="also the real-vs-real FID/KID floor")
     p.add_argument("--json", help="write the scores here as JSON")
-    args = p.parse_args(argv)
-    try:
-        with tempfile.TemporaryDirectory() as tmp:
-            folders = {}
-            if (args.model or args.identity) and not args.input:
-                raise UserError("--model and --identity need --input, the folder to translate")
-            for i, model in enumerate(args.model):
-                from cyclegan_tf.inference import run
+    return p
 
-                run(model, args.input, f"{tmp}/{i}", fmt="png")
-                folders[_column(model, folders)] = f"{tmp}/{i}"
-            for folder in args.generated:
-                folders[_column(folder, folders)] = folder
-            if args.identity:
-                folders["identity"] = args.input
-            if not folders:
-                raise UserError("give --generated, or --model with --input")
-            if not (args.real or args.truth):
-                raise UserError("give --real (FID/KID) and/or --truth (paired scores)")
-            scores = {name: evaluate(f, args.real, args.truth, args.labels, args.floor) for name, f in folders.items()}
-    except UserError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    if len(scores) == 1:
-        (name, scores), = scores.items()
-        print(table(scores, f"scores of {name}"))
-    else:
-        print(comparison(scores, "scores"))
-    if args.json:
-        atomic.write_text(args.json, json.dumps(scores, indent=2) + "\n")
-    return 0
+
+def _score(args: argparse.Namespace) -> dict[str, dict]:
+    """Column name → scores; --model exports translate --input into a temporary folder first."""
+    if (args.model or args.identity) and not args.input:
+        raise UserError("--model and --identity need --input, the folder to translate")
+    if not (args.generated or args.model or args.identity):
+        raise UserError("give --generated, or --model with --input")
+    if not (args.real or args.truth):
+        raise UserError("give --real (FID/KID) and/or --truth (paired scores)")
+    with tempfile.TemporaryDirectory() as tmp:
+        folders, shown = {}, {}
+        for i, model in enumerate(args.model):
+            from cyclegan_tf.inference import run
+
+            run(model, args.input, f"{tmp}/{i}", fmt="png")
+            name = _column(model, folders)
+            folders[name], shown[name] = f"{tmp}/{i}", f"--input={args.input} translated by {model}"
+        for folder in args.generated:
+            folders[_column(folder, folders)] = folder
+        if args.identity:
+            folders["identity"] = args.input
+        return {name: evaluate(f, args.real, args.truth, args.labels, args.floor, shown_as=shown.get(name))
+                for name, f in folders.items()}
 
 
 def _column(path: str, taken: dict) -> str:
@@ -212,4 +251,7 @@ def _column(path: str, taken: dict) -> str:
 
 
 if __name__ == "__main__":
+    from cyclegan_tf import console
+
+    console.quiet_tensorflow()  # before TensorFlow loads: its start-up chatter is not for users
     sys.exit(main())

@@ -4,32 +4,44 @@ Signatures:
   serving_default  encoded images (string [N]: JPEG/PNG/BMP/GIF bytes) → PNG bytes (string [N]), each
                    at its input's size; the form TensorFlow Serving's REST API takes (`{"b64": ...}`).
   translate        float32 [N, H, W, 3] in [0, 255] → float32 [N, H, W, 3] in [0, 255].
-Any H, W: the graph reflect-pads to the multiple the generator needs and crops back; or, with
-image_size > 0, resizes to that square and back (vanhuyz's behaviour). The training flags, the
-training step and the direction (XtoY or YtoX; a paired run's AtoB or BtoA) are stored as variables:
-`m.flags_json`, `m.train_step`, `m.direction`, and the compute type as `m.precision` (fp32, bf16, fp16).
+Any H, W ≥ 1: the graph mirror-pads to the multiple the generator needs (mirroring as often as a small
+image requires) and crops back; or, with image_size > 0, resizes to that square and back (vanhuyz's
+behaviour). The training flags, the training step and the direction (XtoY or YtoX; a paired run's AtoB or
+BtoA) are stored as variables: `m.flags_json`, `m.train_step`, `m.direction`, and the compute type as
+`m.precision` (fp32, bf16, fp16).
+
+An export is written under `.NAME.tmp-PID` and swapped in whole; only a folder that is recognisably an
+export (SavedModel files and nothing else) or an empty one is ever replaced.
 """
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import errno
 import json
 import os
+import re
 import shutil
+from collections.abc import Iterable
 from pathlib import Path
 
 import keras
 import tensorflow as tf
 
-from cyclegan_tf.atomic import atomic_path
-from cyclegan_tf.errors import UserError
+from cyclegan_tf.atomic import alive, atomic_path, remove_stale, temp_name, uninterrupted
+from cyclegan_tf.errors import UserError, disk_error, tf_disk_errno
 from cyclegan_tf.options import PRECISIONS
 from cyclegan_tf.runs import restore_generators
+
+EXPORT_ENTRIES = frozenset({"saved_model.pb", "fingerprint.pb", "variables", "assets"})
 
 
 class Translator(tf.Module):
     def __init__(self, generator: keras.Model, multiple: int, image_size: int, flags: dict, step: int,
-                 direction: str, precision: str = "fp32") -> None:
+                 direction: str, precision: str = "fp32", min_side: int | None = None) -> None:
         super().__init__(name=f"translator_{direction}")
         self.generator, self.multiple, self.image_size = generator, multiple, image_size
+        self.min_side = min_side or smallest_side(generator, multiple)
         self.flags_json = tf.Variable(json.dumps(flags, sort_keys=True), trainable=False, name="flags_json")
         self.train_step = tf.Variable(step, dtype=tf.int64, trainable=False, name="train_step")
         self.direction = tf.Variable(direction, trainable=False, name="direction")
@@ -41,9 +53,10 @@ class Translator(tf.Module):
             x = tf.image.resize(x, [self.image_size, self.image_size], method="bicubic", antialias=True)
             return tf.image.resize(self.generator(x, training=False), [h, w], method="bicubic", antialias=True)
         m = self.multiple
-        ph, pw = (m - h % m) % m, (m - w % m) % m
-        # Symmetric padding needs pad ≤ size: images must be at least half the multiple (2 px for resnets).
-        x = tf.pad(x, [[0, 0], [ph // 2, ph - ph // 2], [pw // 2, pw - pw // 2], [0, 0]], mode="SYMMETRIC")
+        ph = tf.maximum((h + m - 1) // m * m, self.min_side) - h
+        pw = tf.maximum((w + m - 1) // m * m, self.min_side) - w
+        x = tf.gather(x, mirror_indices(h, ph // 2, ph - ph // 2), axis=1)
+        x = tf.gather(x, mirror_indices(w, pw // 2, pw - pw // 2), axis=2)
         y = self.generator(x, training=False)
         return y[:, ph // 2:ph // 2 + h, pw // 2:pw // 2 + w, :]
 
@@ -63,49 +76,194 @@ class Translator(tf.Module):
         return {"image_bytes": tf.map_fn(one, image_bytes, fn_output_signature=tf.string)}
 
 
+def mirror_indices(n: tf.Tensor | int, before: tf.Tensor | int, after: tf.Tensor | int) -> tf.Tensor:
+    """Row (or column) indices of a symmetric padding by `before` and `after`: what tf.pad's SYMMETRIC
+    mode gives, but for any amount, since the image repeats mirrored as often as needed (SYMMETRIC refuses
+    a pad larger than the side, e.g. a 1×1 image padded to a ResNet's 8×8)."""
+    i = tf.math.floormod(tf.range(-before, n + after), 2 * n)
+    return tf.where(i < n, i, 2 * n - 1 - i)
+
+
+def smallest_side(generator: keras.Model, multiple: int) -> int:
+    """The smallest square multiple of `multiple` the generator accepts: a ResNet's reflection pads need
+    2 px at its 1/4-size bottleneck, so 8 and not 4; a U-Net takes its multiple itself."""
+    for side in range(multiple, 8 * multiple + 1, multiple):
+        try:
+            generator(tf.zeros([1, side, side, 3]), training=False)
+            return side
+        except tf.errors.InvalidArgumentError:
+            continue
+    return multiple
+
+
 def model_name(value: str) -> str:
-    """vanhuyz wrote `man2woman.pb`; a SavedModel is a folder, so the stem names it."""
-    return Path(value).stem if value.endswith(".pb") else value
+    """vanhuyz wrote `man2woman.pb`; a SavedModel is a folder, so the name without .pb names it."""
+    return value[:-3] if value.endswith(".pb") and len(value) > 3 else value
 
 
-def export(run: str | Path, direction: str, target: str | Path, image_size: int = 0, precision: str = "fp32") -> Path:
-    """Writes the SavedModel of the generator a run's model declares for `direction` (XtoY: G, YtoX: F);
-    replaces `target` atomically. A paired run stores its own direction (AtoB or BtoA).
-    `precision` bf16 or fp16 makes the graph compute in that type (inputs and outputs stay float32)."""
+def export_targets(names: dict[str, str], exported: Iterable[str], export_dir: str | Path) -> dict[str, Path]:
+    """direction → export folder for the directions a run exports whose --<direction>_model is not empty.
+    Checked before anything is written: a name that leaves export_dir, nothing to export, or two exports
+    sharing (or nesting in) one folder are errors."""
+    exported = list(exported)
+    chosen = {d: names[d] for d in exported if names.get(d)}
+    if not chosen:
+        flags = " and ".join(f"--{d}_model" for d in exported)
+        raise UserError(f"nothing to export: {flags} {'is' if len(exported) == 1 else 'are'} empty"
+                        + ("" if len(exported) > 1 else f" (the run exports only {exported[0]})"))
+    targets = {d: _inside(export_dir, value, f"--{d}_model") for d, value in chosen.items()}
+    if len(targets) == 2:
+        (a, pa), (b, pb) = targets.items()
+        if pa == pb or pa in pb.parents or pb in pa.parents:
+            raise UserError(f"--{a}_model={chosen[a]} and --{b}_model={chosen[b]}: the two exports need "
+                            f"separate folders ({pa} and {pb})")
+    return targets
+
+
+def _inside(export_dir: str | Path, value: str, flag: str) -> Path:
+    """export_dir/NAME; a NAME with folders stays inside export_dir (sub/man2woman is fine, ../x is not)."""
+    rel = os.path.normpath(model_name(value))
+    if os.path.isabs(rel) or rel in (".", "..") or rel.startswith(".." + os.sep):
+        raise UserError(f"{flag}={value}: name a folder inside --export_dir={export_dir} "
+                        "(no absolute path, no '..'); --export_dir chooses where exports go")
+    return Path(export_dir) / rel
+
+
+def check_target(target: Path) -> None:
+    """Refuses to replace anything but an export of ours (or an empty folder): replacing deletes it."""
+    if target.is_symlink() or (target.exists() and not target.is_dir()):
+        raise UserError(f"{target}: exists and is not an export folder; nothing was changed "
+                        "(move it away or choose another name)")
+    if not target.is_dir():
+        return
+    try:
+        entries = set(os.listdir(target))
+    except OSError as e:
+        raise UserError(f"{target}: cannot read it ({e.strerror}); nothing was changed") from None
+    if entries and ("saved_model.pb" not in entries or not entries <= EXPORT_ENTRIES):
+        other = sorted(entries - EXPORT_ENTRIES) or ["no saved_model.pb"]
+        raise UserError(f"{target}: a folder that is not an export of export_graph.py ({', '.join(other[:3])}); "
+                        "nothing was changed (move it away or choose another name)")
+
+
+def tidy(target: Path) -> None:
+    """Clears what a killed export of `target` left: a previous export that was set aside goes back under
+    its name if the name is empty, then the dead process's temporary folders are deleted."""
+    old_name = re.compile(rf"\.{re.escape(target.name)}\.old-(\d+)")
+    with contextlib.suppress(OSError):
+        for old in sorted(target.parent.iterdir()):
+            m = old_name.fullmatch(old.name)
+            if m and not target.exists() and not alive(int(m[1])) and (old / "saved_model.pb").is_file():
+                old.rename(target)
+    remove_stale(target)
+
+
+def write(run: str | Path, direction: str, target: str | Path, image_size: int = 0,
+          precision: str = "fp32") -> Path:
+    """Writes the export of `direction` beside `target` under its temporary name and returns that folder;
+    `commit` puts it in place. Nothing under `target` is touched."""
     if precision not in PRECISIONS:
         raise UserError(f"--precision={precision}: choose {', '.join(PRECISIONS)}")
+    target = Path(target)
+    check_target(target)
     nets, cfg, model_cls, step = restore_generators(run, precision=precision)
     if direction not in model_cls.exports:
         raise UserError(f"{run} is a {cfg.model} run: it exports {', '.join(model_cls.exports)}, not {direction}")
     multiple = model_cls.input_multiple(cfg)
     if image_size and image_size % multiple:
         raise UserError(f"--image_size={image_size}: {cfg.netG} needs a multiple of {multiple}")
-    target = Path(target)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise UserError(f"cannot create {target.parent}: {e.strerror}") from None
     if not os.access(target.parent, os.W_OK):
         raise UserError(f"cannot write to {target.parent}: permission denied")
-    tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
-    old = target.with_name(f".{target.name}.old-{os.getpid()}")
+    tidy(target)
     module = Translator(nets[model_cls.exports[direction]], multiple, image_size, cfg.as_flags(), step,
                         model_cls.exported_direction(cfg, direction), precision)
+    tmp = temp_name(target)
     try:
         tf.saved_model.save(module, str(tmp), signatures={"serving_default": module.serve,
                                                           "translate": module.translate})
-        if target.exists():
-            target.rename(old)
-        try:
-            tmp.rename(target)
-        except OSError:
-            if old.exists():
-                old.rename(target)  # put the previous export back
-            raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-        shutil.rmtree(old, ignore_errors=True)
+    except BaseException as e:
+        discard(tmp)
+        failure = _disk_failure(e, target)
+        if failure is not None:
+            raise failure from None
+        raise
+    return tmp
+
+
+def commit(tmp: Path, target: Path) -> Path:
+    """Puts the export written at `tmp` under `target` in one step, so that at any moment (even after a
+    kill) the name holds the previous export or the new one, whole. The previous one is left at `tmp`
+    for the caller's `discard`."""
+    check_target(target)  # again: something may have appeared under the name while the export was written
+    with uninterrupted():
+        if not (target.is_dir() and os.listdir(target)):
+            os.replace(tmp, target)  # a missing name or an empty folder: one rename
+        elif not _exchange(tmp, target):
+            _replace_in_two_steps(tmp, target)
     return target
+
+
+def discard(tmp: Path) -> None:
+    """Deletes one of our temporary folders."""
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
+def export(run: str | Path, direction: str, target: str | Path, image_size: int = 0, precision: str = "fp32") -> Path:
+    """Writes the SavedModel of the generator a run's model declares for `direction` (XtoY: G, YtoX: F);
+    replaces `target` atomically if it is a previous export, and refuses any other folder or file there.
+    A paired run stores its own direction (AtoB or BtoA). `precision` bf16 or fp16 makes the graph compute
+    in that type (inputs and outputs stay float32)."""
+    tmp = write(run, direction, target, image_size, precision)
+    try:
+        return commit(tmp, Path(target))
+    finally:
+        discard(tmp)
+
+
+def _disk_failure(e: BaseException, target: Path) -> OSError | None:
+    """A full, read-only or forbidden disk as an OSError naming the export (not its temporary name)."""
+    if isinstance(e, OSError) and disk_error(e) is not None:
+        return OSError(e.errno, e.strerror or os.strerror(e.errno), str(target))
+    if isinstance(e, tf.errors.OpError):
+        code = tf_disk_errno(e.message)
+        if code is not None:
+            return OSError(code, os.strerror(code), str(target))
+    return None
+
+
+_RENAME_EXCHANGE = 2
+_AT_FDCWD = -100
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swaps two paths atomically (Linux renameat2 RENAME_EXCHANGE); False where that is not available."""
+    try:
+        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
+    except (AttributeError, OSError):
+        return False
+    if renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.ENOSYS, errno.EINVAL, errno.ENOTSUP):
+        return False
+    raise OSError(code, os.strerror(code), str(b))
+
+
+def _replace_in_two_steps(tmp: Path, target: Path) -> None:
+    """Without an atomic exchange the previous export is set aside as `.NAME.old-PID` first; a kill
+    between the two renames leaves it there, and the next run's `tidy` puts it back."""
+    old = temp_name(target, "old")
+    os.rename(target, old)
+    try:
+        os.rename(tmp, target)
+    except BaseException:
+        os.rename(old, target)
+        raise
+    os.rename(old, tmp)
 
 
 def to_onnx(saved_model: Path, output: Path) -> Path:
@@ -116,6 +274,7 @@ def to_onnx(saved_model: Path, output: Path) -> Path:
         raise UserError("--onnx needs tf2onnx: pip install 'cyclegan_tf[onnx]'") from None
     loaded = tf.saved_model.load(str(saved_model))  # kept referenced: its variables die with it
     spec = [tf.TensorSpec([None, None, None, 3], tf.float32, name="images")]
+    remove_stale(output)
     try:
         with atomic_path(output) as tmp:
             fn = tf.function(lambda images: loaded.translate(images)["images"])

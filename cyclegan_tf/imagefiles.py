@@ -1,8 +1,9 @@
 """Finding, validating and normalising the image files a user points build_data.py at.
 
-Rule: what TensorFlow decodes natively (JPEG, PNG, BMP, GIF) is stored as the file's own bytes, so
-nothing is re-encoded; anything else (WebP, TIFF, EXIF-rotated photos, CMYK JPEGs, BMP variants
-TensorFlow cannot read) is converted losslessly to PNG. Every stored image decodes to 3-channel uint8.
+Rule: what TensorFlow decodes natively (JPEG, PNG, BMP, GIF) to the same picture as PIL (pixel for
+pixel, except JPEG) is stored as the file's own bytes, so nothing is re-encoded; anything else (WebP,
+TIFF, EXIF-rotated photos, CMYK JPEGs, palette BMPs and other BMP variants TensorFlow reads wrongly or
+not at all) is converted losslessly to PNG. Every stored image decodes to 3-channel uint8.
 """
 from __future__ import annotations
 
@@ -38,11 +39,20 @@ class BadImage(Exception):
     """The file is not a usable image; the message says why in a few words."""
 
 
-def find_images(folder: str | os.PathLike, recursive: bool = False) -> list[Path]:
-    """Image files under `folder` (any letter case of IMAGE_EXTENSIONS), sorted by relative path."""
+def _broken_link(p: Path) -> bool:
+    return p.is_symlink() and not p.exists()
+
+
+def find_images(folder: str | os.PathLike, recursive: bool = False, *, broken_links: bool = False) -> list[Path]:
+    """Image files under `folder` (any letter case of IMAGE_EXTENSIONS), sorted by relative path.
+
+    With `broken_links`, symlinks to nothing are listed too, so that the caller can report them
+    (load_image raises BadImage("broken symlink")) instead of losing them without a word.
+    """
     root = Path(folder)
     pattern = "**/*" if recursive else "*"
-    files = [p for p in root.glob(pattern) if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS]
+    files = [p for p in root.glob(pattern)
+             if p.suffix.lower() in IMAGE_EXTENSIONS and (p.is_file() or (broken_links and _broken_link(p)))]
     return sorted(files, key=lambda p: p.relative_to(root).as_posix())
 
 
@@ -64,14 +74,18 @@ def encode_png(rgb: Image.Image | np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-def _tf_decodes(data: bytes, size: tuple[int, int]) -> bool:
+def _tf_decodes_as(data: bytes, rgb: Image.Image, lossless: bool) -> bool:
+    """Whether TensorFlow decodes `data` to PIL's picture: pixel for pixel for lossless formats (8-bit
+    palette BMPs come out as grey palette indexes), in size for JPEG, whose decoders may differ by a level."""
     import tensorflow as tf  # imported lazily: the file scan needs no TensorFlow
 
     try:
-        shape = tf.io.decode_image(data, channels=3, expand_animations=False).shape
-    except (tf.errors.InvalidArgumentError, tf.errors.UnknownError):
+        decoded = tf.io.decode_image(data, channels=3, expand_animations=False).numpy()
+    except tf.errors.OpError:
         return False
-    return (shape[1], shape[0]) == size
+    if decoded.shape != (rgb.height, rgb.width, 3):
+        return False
+    return not lossless or np.array_equal(decoded, np.asarray(rgb))
 
 
 def open_rgb(data: bytes, name: str) -> Image.Image:
@@ -91,6 +105,8 @@ def open_rgb(data: bytes, name: str) -> Image.Image:
 def load_image(path: str | os.PathLike, file_name: str | None = None) -> ImageRecord:
     """Reads and validates one image file; raises BadImage with a short reason."""
     path = Path(path)
+    if _broken_link(path):
+        raise BadImage("broken symlink")
     try:
         data = path.read_bytes()
     except OSError as e:
@@ -106,7 +122,7 @@ def normalise(data: bytes, file_name: str) -> ImageRecord:
         rotated = raw.getexif().get(_EXIF_ORIENTATION, 1) not in (1, None)
         # Adobe CMYK JPEGs are stored inverted; TensorFlow's decoder ignores that, PIL does not.
         cmyk = raw.format == "JPEG" and raw.mode == "CMYK"
-    keep = fmt is not None and not rotated and not cmyk and _tf_decodes(data, rgb.size)
+    keep = fmt is not None and not rotated and not cmyk and _tf_decodes_as(data, rgb, lossless=fmt != "jpeg")
     encoded = data if keep else encode_png(rgb)
     return ImageRecord(
         file_name=file_name,

@@ -2,15 +2,20 @@
 
 Only TensorFlow's saved_model API is used on the model, so any export (ours, or copied elsewhere)
 works. Inputs are decoded with PIL (every format build_data.py takes, EXIF rotation applied),
-images of the same size are batched, and each output is written to a temporary name and renamed.
+images of the same size are batched, and each output is written to a temporary name and renamed
+(leftovers of a killed run are removed first). In folder mode an image the model cannot translate
+(an older export refuses images under its generator's minimum size) is skipped with a warning.
 """
 from __future__ import annotations
 
 import glob
 import html
+import os
+import re
 import shutil
 import sys
 import time
+import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,23 +24,55 @@ import tensorflow as tf
 from PIL import Image
 from tqdm import tqdm
 
-from cyclegan_tf.atomic import atomic_path, write_text
-from cyclegan_tf.errors import UserError
+from cyclegan_tf.atomic import atomic_path, remove_stale, write_text
+from cyclegan_tf.errors import UserError, disk_error, one_line
 from cyclegan_tf.imagefiles import IMAGE_EXTENSIONS, BadImage, find_images, open_rgb
 
 OUTPUT_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP"}
+_TEMPORARY = re.compile(r"\.?(?P<name>.+)\.(?:tmp|old)-\d+")
+_EXPORT_PARTS = ("variables", "fingerprint.pb", "assets")
+
+
+def shown(path: str | os.PathLike) -> str:
+    """A path as text that prints anywhere: bytes of a name that are not UTF-8 become U+FFFD."""
+    return os.fsencode(path).decode("utf-8", "replace")
 
 
 def load_model(model: str, export_dir: str = "pretrained"):
-    """A SavedModel folder, or a name under `export_dir`; returns its `translate` signature."""
+    """A SavedModel folder, or a name under `export_dir`; returns its `translate` signature. A damaged
+    export (files missing, truncated or garbled) is a one-line UserError naming it."""
     candidates = [Path(model), Path(export_dir) / model, Path(export_dir) / Path(model).stem]
-    path = next((p for p in candidates if (p / "saved_model.pb").exists()), None)
+    path = next((p for p in candidates if (p / "saved_model.pb").is_file()), None)
     if path is None:
+        partial = next((p for p in candidates if p.is_dir() and any((p / e).exists() for e in _EXPORT_PARTS)), None)
+        if partial is not None:
+            raise UserError(f"--model={model}: damaged export: {partial} has no saved_model.pb; export it again")
         raise UserError(f"--model={model}: no SavedModel there (nor under {export_dir}/); run export_graph.py")
-    loaded = tf.saved_model.load(str(path))
+    problem = _damage(path)
+    if problem is None:
+        try:
+            loaded = tf.saved_model.load(str(path))
+        except Exception as e:  # noqa: BLE001 - a damaged file surfaces as OSError, ValueError, IndexError, OpError…
+            problem = one_line(getattr(e, "message", None) or str(e))
+    if problem is not None:
+        raise UserError(f"--model={model}: damaged export: {path}: {problem}; export it again")
+    if "translate" not in loaded.signatures:
+        raise UserError(f"--model={model}: {path} is a SavedModel without the 'translate' signature of "
+                        "export_graph.py")
     translate = loaded.signatures["translate"]
     translate._keep_alive = loaded  # the signature needs the loaded object's variables
     return translate
+
+
+def _damage(path: Path) -> str | None:
+    """What is visibly wrong with an export's files, before TensorFlow reads them."""
+    if (path / "saved_model.pb").stat().st_size == 0:
+        return "saved_model.pb is empty"
+    if not (path / "variables").is_dir():
+        return "variables/ is missing"
+    if not (path / "variables" / "variables.index").is_file():
+        return "variables/variables.index is missing"
+    return None
 
 
 @dataclass
@@ -66,41 +103,45 @@ def _save(img: np.ndarray, path: Path, quality: int) -> None:
         Image.fromarray(img).save(tmp, format=fmt, **({"quality": quality} if fmt != "PNG" else {}))
 
 
+def _remove_stale(folder: Path, names: set[str]) -> None:
+    """Deletes the temporaries a killed run left for these outputs (one listing, not one per output)."""
+    try:
+        entries = [e.name for e in folder.iterdir()]
+    except OSError:
+        return
+    for name in {m["name"] for m in map(_TEMPORARY.fullmatch, entries) if m} & names:
+        remove_stale(folder / name)
+
+
 def run(model: str, input_pattern: str, output: str, *, batch_size: int = 1, image_size: int = 0,
         fmt: str = "", side_by_side: bool = False, write_html: bool = False, quality: int = 95,
         export_dir: str = "pretrained") -> Summary:
     """Translates every input; in single-file mode `output` is the file, else the output folder."""
     files, single = _inputs(input_pattern)
-    out = Path(output)
-    if single and not out.is_dir():
-        if out.suffix.lower() not in OUTPUT_FORMATS:
-            raise UserError(f"--output={output}: use .png, .jpg, .jpeg or .webp (the format follows it)")
-        targets = [out]
-        folder = out.parent
-    else:
-        folder = out
-        ext = "." + fmt.lower().lstrip(".") if fmt else ""
-        if ext and ext not in OUTPUT_FORMATS:
-            raise UserError(f"--format={fmt}: choose png, jpg or webp")
-        stems = [f.stem for f in files]
-        # a.jpg and a.png in one folder must not overwrite each other's output
-        names = [f"{f.stem}_{f.suffix[1:]}" if stems.count(f.stem) > 1 else f.stem for f in files]
-        targets = [folder / (n + (ext or (f.suffix.lower() if f.suffix.lower() in OUTPUT_FORMATS else ".png")))
-                   for n, f in zip(names, files)]
-    clash = next((f for f, t in zip(files, targets) if t.resolve() == f.resolve()), None)
-    if clash:
-        raise UserError(f"--output={output}: would overwrite the input {clash}; choose another folder or format")
+    targets, folder = _targets(files, single, output, fmt)
+    translate = load_model(model, export_dir)
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise UserError(f"--output={output}: cannot create {folder} ({e.strerror})") from None
-    translate = load_model(model, export_dir)
+    _remove_stale(folder, {t.name for t in targets} | ({"index.html"} if write_html else set()))
     summary = Summary()
     bar = tqdm(total=len(files), unit="img", disable=not sys.stderr.isatty(), file=sys.stderr)
 
+    def skip(src: Path, why: str) -> None:
+        tqdm.write(f"warning: {shown(src)}: skipped, {why}", file=sys.stderr)
+        summary.skipped.append(str(src))
+        bar.update(1)
+
     def flush(batch: list[tuple[Path, Path, np.ndarray]]) -> None:
-        x = np.stack([b[2] for b in batch]).astype(np.float32)
-        y = np.round(translate(images=tf.constant(x))["images"].numpy()).astype(np.uint8)
+        try:
+            y = _translate(translate, np.stack([b[2] for b in batch]))
+        except UserError as e:
+            if single:
+                raise UserError(f"--input={batch[0][0]}: {e}") from None
+            for src, _, _ in batch:
+                skip(src, str(e))
+            return
         for (src, dst, img), result in zip(batch, y):
             _save(np.concatenate([img, result], axis=1) if side_by_side else result, dst, quality)
             summary.written += 1
@@ -114,9 +155,7 @@ def run(model: str, input_pattern: str, output: str, *, batch_size: int = 1, ima
         except (BadImage, OSError) as e:
             if single:
                 raise UserError(f"--input={src}: {e}") from None
-            tqdm.write(f"warning: {src}: skipped, {e}", file=sys.stderr)
-            summary.skipped.append(str(src))
-            bar.update(1)
+            skip(src, str(e))
             continue
         if image_size:  # vanhuyz's square mode: the output is image_size × image_size
             img = img.resize((image_size, image_size), Image.BICUBIC)
@@ -133,20 +172,56 @@ def run(model: str, input_pattern: str, output: str, *, batch_size: int = 1, ima
     return summary
 
 
+def _targets(files: list[Path], single: bool, output: str, fmt: str) -> tuple[list[Path], Path]:
+    """(output file of each input, output folder), checked before anything is written."""
+    out = Path(output)
+    if single and not out.is_dir():
+        if out.suffix.lower() not in OUTPUT_FORMATS:
+            raise UserError(f"--output={output}: use .png, .jpg, .jpeg or .webp (the format follows it)")
+        targets, folder = [out], out.parent
+    else:
+        folder = out
+        ext = "." + fmt.lower().lstrip(".") if fmt else ""
+        if ext and ext not in OUTPUT_FORMATS:
+            raise UserError(f"--format={fmt}: choose png, jpg or webp")
+        stems = [f.stem for f in files]
+        # a.jpg and a.png in one folder must not overwrite each other's output
+        names = [f"{f.stem}_{f.suffix[1:]}" if stems.count(f.stem) > 1 else f.stem for f in files]
+        targets = [folder / (n + (ext or (f.suffix.lower() if f.suffix.lower() in OUTPUT_FORMATS else ".png")))
+                   for n, f in zip(names, files)]
+    clash = next((f for f, t in zip(files, targets) if t.resolve() == f.resolve()), None)
+    if clash:
+        raise UserError(f"--output={output}: would overwrite the input {clash}; choose another folder or format")
+    return targets, folder
+
+
+def _translate(translate, images: np.ndarray) -> np.ndarray:
+    """uint8 translations of a batch of equal-sized images; a UserError if the model refuses them."""
+    try:
+        y = translate(images=tf.constant(images.astype(np.float32)))["images"].numpy()
+    except (tf.errors.InvalidArgumentError, tf.errors.ResourceExhaustedError) as e:
+        h, w = images.shape[1:3]
+        raise UserError(f"the model cannot translate a {w}×{h} image ({one_line(e.message)[:120]}); "
+                        "an export of this version takes any size") from None
+    return np.round(y).astype(np.uint8)
+
+
 def _gallery(folder: Path, summary: Summary) -> None:
     """index.html with input | output rows, like the official code's results page; opens from disk."""
     inputs = folder / "inputs"
-    inputs.mkdir(exist_ok=True)
+    try:
+        inputs.mkdir(exist_ok=True)
+    except OSError as e:
+        if disk_error(e) is not None:
+            raise
+        raise UserError(f"--html: cannot create {inputs} ({e.strerror})") from None
+    copies = [inputs / _browsable_name(src) for src, _ in summary.outputs]
+    _remove_stale(inputs, {c.name for c in copies})
     rows = []
-    for src, dst in summary.outputs:
-        copy = inputs / (src.stem + ".png")  # browsers cannot show every input format (TIFF)
-        if src.suffix.lower() in (".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp"):
-            copy = inputs / src.name
-            shutil.copyfile(src, copy)
-        else:
-            Image.open(src).convert("RGB").save(copy)
-        rows.append(f"<tr><td>{html.escape(src.name)}</td><td><img src='inputs/{html.escape(copy.name)}'></td>"
-                    f"<td><img src='{html.escape(dst.name)}'></td></tr>")
+    for (src, dst), copy in zip(summary.outputs, copies):
+        _gallery_copy(src, copy)
+        rows.append(f"<tr><td>{html.escape(shown(src.name))}</td><td><img src='inputs/{_href(copy.name)}'></td>"
+                    f"<td><img src='{_href(dst.name)}'></td></tr>")
     page = ("<!DOCTYPE html><html><head><meta charset='utf-8'><title>cyclegan_tf results</title>"
             "<style>img{max-width:384px}td{padding:4px;vertical-align:top;font-family:sans-serif}</style></head>"
             f"<body><h1>Results ({len(rows)} images)</h1><table><tr><th>file</th><th>input</th><th>output</th></tr>"
@@ -154,10 +229,32 @@ def _gallery(folder: Path, summary: Summary) -> None:
     write_text(folder / "index.html", page)
 
 
+_BROWSABLE = (".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp")
+
+
+def _browsable_name(src: Path) -> str:
+    return src.name if src.suffix.lower() in _BROWSABLE else src.stem + ".png"  # browsers cannot show TIFF
+
+
+def _gallery_copy(src: Path, copy: Path) -> None:
+    """The input as the gallery shows it: a copy, or a PNG of it."""
+    with atomic_path(copy) as tmp:
+        if src.suffix.lower() in _BROWSABLE:
+            shutil.copyfile(src, tmp)
+        else:
+            Image.open(src).convert("RGB").save(tmp, format="PNG")
+
+
+def _href(name: str) -> str:
+    """A file name as a relative URL: its bytes percent-encoded, so names that are not UTF-8 still link."""
+    return html.escape(urllib.parse.quote(os.fsencode(name)))
+
+
 def timed_run(**kwargs) -> str:
     start = time.perf_counter()
     s = run(**kwargs)
     line = f"translated {s.written} images in {time.perf_counter() - start:.1f} s"
     if s.skipped:
-        line += f"; skipped {len(s.skipped)} unreadable"
-    return line + (f"; output: {s.outputs[0][1]}" if len(s.outputs) == 1 else f"; output folder: {kwargs['output']}")
+        line += f"; skipped {len(s.skipped)} (see the warnings)"
+    return shown(line + (f"; output: {s.outputs[0][1]}" if len(s.outputs) == 1
+                         else f"; output folder: {kwargs['output']}"))

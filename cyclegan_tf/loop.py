@@ -23,14 +23,16 @@ from cyclegan_tf.config import TrainConfig
 from cyclegan_tf.distribute import is_chief, make_strategy
 from cyclegan_tf.errors import UserError
 from cyclegan_tf.models.base import Model
-from cyclegan_tf.runs import Checkpointer, prepare
+from cyclegan_tf.runs import Checkpointer, lock, prepare
 
 
 class _Stop:
-    """Turns SIGINT/SIGTERM into a request to save and stop after the current step."""
+    """Turns SIGINT/SIGTERM into a request to save and stop after the current step. A second signal only
+    says that the checkpoint is on its way (a save cut short would lose every step since the last one);
+    a third quits at once."""
 
     def __init__(self) -> None:
-        self.signum = 0
+        self.signum, self.count = 0, 0
         self._previous = {s: signal.signal(s, self._handle) for s in (signal.SIGINT, signal.SIGTERM)}
 
     def restore(self) -> None:
@@ -38,9 +40,13 @@ class _Stop:
             signal.signal(s, handler)
 
     def _handle(self, signum, frame) -> None:
-        if self.signum:  # a second Ctrl-C: the user means it
+        self.count += 1
+        self.signum = self.signum or signum
+        if self.count == 2:
+            print("\nwarning: saving a checkpoint before stopping; a third Ctrl-C quits without saving",
+                  file=sys.stderr, flush=True)
+        elif self.count > 2:
             raise KeyboardInterrupt
-        self.signum = signum
 
 
 def _grid(*images: tf.Tensor) -> tf.Tensor:
@@ -148,22 +154,28 @@ def _train(cfg: TrainConfig, folder: Path, model_cls: type[Model]) -> int:
         ckpt_dir.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise UserError(f"--checkpoint_dir={folder}: cannot create ({e.strerror})") from None
-    checkpointer = Checkpointer(model, ckpt_dir, cfg.keep_checkpoints, cfg.save_every)
-    latest = checkpointer.restore_latest(folder)
-    step = int(model.step.numpy())
-    if chief:
-        cfg.save(folder / "flags.json")
-        where = f"resuming {folder} at step {step}" if latest else f"training in {folder}"
-        print(f"{where}: {cfg.model}, {sizes}, {steps_per_epoch} steps per epoch, {model.total_steps} steps, "
-              f"{strategy.num_replicas_in_sync} replica(s)", flush=True)
-    if step >= model.total_steps:
-        print(f"{folder} already finished its {model.total_steps} steps; nothing to do")
-        return 0
-    try:
-        status = _run(model, strategy, dataset(step), checkpointer, Reporter(model, folder, step, chief), step)
-    finally:
-        if not chief and tf.io.gfile.exists(str(ckpt_dir)):
-            tf.io.gfile.rmtree(str(ckpt_dir))
+    with lock(folder) if chief else contextlib.nullcontext():
+        checkpointer = Checkpointer(model, ckpt_dir, cfg.keep_checkpoints, cfg.save_every)
+        latest = checkpointer.restore_latest(folder, cfg.restart)
+        step = int(model.step.numpy())
+        if chief:
+            cfg.save(folder / "flags.json")
+            where = f"resuming {folder} at step {step}" if latest else f"training in {folder}"
+            print(f"{where}: {cfg.model}, {sizes}, {steps_per_epoch} steps per epoch, {model.total_steps} steps, "
+                  f"{strategy.num_replicas_in_sync} replica(s)", flush=True)
+        if step >= model.total_steps:
+            print(f"{folder} already finished its {model.total_steps} steps; nothing to do")
+            return 0
+        try:
+            status = _run(model, strategy, dataset(step), checkpointer, Reporter(model, folder, step, chief), step)
+        finally:
+            if not chief and tf.io.gfile.exists(str(ckpt_dir)):
+                tf.io.gfile.rmtree(str(ckpt_dir))
+    _report_end(status, model, folder, checkpointer)
+    return status
+
+
+def _report_end(status: int, model: Model, folder: Path, checkpointer: Checkpointer) -> None:
     if status == 1:
         print(f"error: a loss or weight became NaN or infinite by step {int(model.step.numpy())}; training "
               f"stopped. The last good checkpoint is {checkpointer.latest or 'none'}: lower --learning_rate, then "
@@ -173,9 +185,8 @@ def _train(cfg: TrainConfig, folder: Path, model_cls: type[Model]) -> int:
               f"python train.py --load_model {folder}", flush=True)
     else:
         print(f"training finished: {checkpointer.saved_step} steps; checkpoint {checkpointer.latest}", flush=True)
-        if cfg.strategy == "multi_worker":  # lets a user (and the tests) check that the workers agree
+        if model.cfg.strategy == "multi_worker":  # lets a user (and the tests) check that the workers agree
             print(f"weights fingerprint {model.fingerprint():.9g}", flush=True)
-    return status
 
 
 def _run(model: Model, strategy: tf.distribute.Strategy, ds: tf.data.Dataset, checkpointer: Checkpointer,

@@ -8,21 +8,25 @@ image A and, under the prefix `image_B/`, for image B.
 """
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import re
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import tensorflow as tf
 
-from cyclegan_tf.errors import UserError
+from cyclegan_tf.atomic import remove_stale, temp_name, uninterrupted
+from cyclegan_tf.errors import UserError, one_line, tf_disk_errno
 from cyclegan_tf.imagefiles import ImageRecord
 
 PREFIX_A = "image/"
 PREFIX_B = "image_B/"
 ENCODED = "encoded_image"
 _SHARD = re.compile(r"-\d{5}-of-\d{5}$")
+MAX_SHARDS = 99_999  # the -NNNNN-of-NNNNN names have five digits
 
 
 def _bytes(v: bytes) -> tf.train.Feature:
@@ -35,7 +39,7 @@ def _int(v: int) -> tf.train.Feature:
 
 def _features(r: ImageRecord, prefix: str) -> dict[str, tf.train.Feature]:
     return {
-        prefix + "file_name": _bytes(r.file_name.encode()),
+        prefix + "file_name": _bytes(os.fsencode(r.file_name)),  # a name that is not UTF-8 keeps its bytes
         prefix + ENCODED: _bytes(r.encoded),
         prefix + "height": _int(r.height),
         prefix + "width": _int(r.width),
@@ -58,40 +62,135 @@ def shard_names(path: str, num_shards: int) -> list[str]:
     return [f"{path}-{i:05d}-of-{num_shards:05d}" for i in range(num_shards)]
 
 
+def shared_file(a: str, b: str, num_shards: int = 1) -> str | None:
+    """A file that output `a` writes and output `b` writes or deletes (or the reverse); None if they are apart.
+
+    A commit deletes its base name and its -NNNNN-of-NNNNN shards of another layout, so those count too.
+    Paths are compared resolved: `out/x`, `./out/x` and a symlinked folder are one file.
+    """
+    def finals(path: str) -> set[str]:
+        return {os.path.realpath(f) for f in shard_names(path, num_shards)}
+
+    def touched_by(path: str, f: str) -> bool:
+        base = os.path.realpath(path)
+        return f == base or (f.startswith(base) and _SHARD.fullmatch(f[len(base):]) is not None)
+
+    hits = {f for f in finals(b) if touched_by(a, f)} | {f for f in finals(a) if touched_by(b, f)}
+    return min(hits) if hits else None
+
+
+@dataclass
+class Staged:
+    """Record files written under temporary names, invisible to readers until `commit`."""
+
+    path: str
+    finals: list[str]
+    temps: list[str]
+    created: list[Path] = field(default_factory=list)  # folders made for them, deepest first
+
+
+def _make_folder(folder: Path, path: str) -> list[Path]:
+    missing = [p for p in (folder, *folder.parents) if not p.exists()]
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UserError(f"cannot create the folder of {path}: {e.strerror}") from None
+    return missing
+
+
+def prepare_output(path: str, num_shards: int = 1) -> Staged:
+    """Checks `path` can be written (one-line error if not), makes its folder and clears dead runs' temporaries.
+
+    Nothing is written yet: both outputs of a build are prepared before either is filled.
+    """
+    finals = shard_names(path, num_shards)
+    for f in finals:
+        if os.path.isdir(f):
+            raise UserError(f"{f}: is a folder, not a record file")
+    parent = Path(path).parent
+    created = _make_folder(parent, path)
+    if not os.access(parent, os.W_OK):
+        _remove_folders(created)
+        raise UserError(f"cannot write {path}: folder {parent} is not writable")
+    for target in (path, *finals):
+        remove_stale(target)  # a killed run cannot clean up after itself; we are the next run
+    return Staged(path, finals, [str(temp_name(f)) for f in finals], created)
+
+
+def _disk_error(e: tf.errors.OpError, staged: Staged) -> Exception:
+    """TensorFlow's write failure as an error naming the final file (our temporary name means nothing to users)."""
+    message = one_line(e.message)
+    final = next((f for t, f in zip(staged.temps, staged.finals) if t in message), staged.path)
+    code = tf_disk_errno(message)
+    if code is not None:
+        return OSError(code, os.strerror(code), final)
+    return UserError(f"cannot write {final}: {message}")
+
+
+def write_staged(staged: Staged, examples: Iterable[bytes]) -> None:
+    """Writes serialised examples round-robin into the temporary files of `staged`."""
+    writers: list[tf.io.TFRecordWriter] = []
+    try:
+        # fsencode: an output name that is not UTF-8 stays the user's bytes (TensorFlow would reject it).
+        writers = [tf.io.TFRecordWriter(os.fsencode(t)) for t in staged.temps]
+        for i, ex in enumerate(examples):
+            writers[i % len(writers)].write(ex)
+        for w in writers:
+            w.close()
+    except tf.errors.OpError as e:
+        raise _disk_error(e, staged) from None
+    finally:
+        for w in writers:  # already closed unless something failed, and then the temporaries go anyway
+            with contextlib.suppress(tf.errors.OpError):
+                w.close()
+
+
+def commit(staged: list[Staged]) -> None:
+    """Renames every staged file to its final name, then removes the files of a previous shard layout."""
+    finals = {f for s in staged for f in s.finals}
+    with uninterrupted():
+        for s in staged:
+            for t, f in zip(s.temps, s.finals):
+                os.replace(t, f)
+        # A previous build with another shard layout must not be read back with this one.
+        for s in staged:
+            for stale in [s.path, *glob.glob(glob.escape(s.path) + "-?????-of-?????")]:
+                if stale not in finals and os.path.isfile(stale):
+                    os.remove(stale)
+
+
+def _remove_folders(folders: list[Path]) -> None:
+    for folder in folders:  # deepest first; stops at the first one someone else put a file in
+        try:
+            folder.rmdir()
+        except OSError:
+            return
+
+
+def discard(staged: list[Staged]) -> None:
+    """Removes the temporary files (and the folders made for them) of staged outputs that are not committed."""
+    for s in staged:
+        for t in s.temps:
+            with contextlib.suppress(OSError):  # the error that brought us here matters more than this one
+                os.remove(t)
+    for s in reversed(staged):
+        _remove_folders(s.created)
+
+
 def write_records(path: str, examples: Iterable[bytes], num_shards: int = 1) -> list[str]:
     """Writes serialised examples round-robin into `num_shards` files; returns the final names.
 
     Everything goes to temporary names first and is renamed at the end, so a killed run never leaves
     a half-written file under a final name.
     """
-    finals = shard_names(path, num_shards)
-    parent = Path(path).parent
+    staged = prepare_output(path, num_shards)
     try:
-        parent.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise UserError(f"cannot create the folder of {path}: {e.strerror}") from None
-    if not os.access(parent, os.W_OK):
-        raise UserError(f"cannot write {path}: folder {parent} is not writable")
-    temps = [f"{f}.tmp-{os.getpid()}" for f in finals]
-    writers = [tf.io.TFRecordWriter(t) for t in temps]
-    try:
-        for i, ex in enumerate(examples):
-            writers[i % len(writers)].write(ex)
-        for w in writers:
-            w.close()
-        for t, f in zip(temps, finals):
-            os.replace(t, f)
-        # A previous build with another shard layout must not be read back with this one.
-        for stale in [path, *glob.glob(glob.escape(path) + "-?????-of-?????")]:
-            if stale not in finals and os.path.isfile(stale):
-                os.remove(stale)
-    finally:
-        for w in writers:
-            w.close()
-        for t in temps:
-            if os.path.exists(t):
-                os.remove(t)
-    return finals
+        write_staged(staged, examples)
+        commit([staged])
+    except BaseException:
+        discard([staged])
+        raise
+    return staged.finals
 
 
 def resolve_files(path: str) -> list[str]:
@@ -112,7 +211,7 @@ def check_schema(files: list[str], paired: bool = False) -> None:
         try:
             first = next(iter(tf.data.TFRecordDataset(f).take(1)), None)
         except tf.errors.OpError as e:
-            raise UserError(f"{f}: not a readable TFRecord file ({e.message.splitlines()[0]})") from None
+            raise UserError(f"{f}: not a readable TFRecord file ({one_line(e.message)})") from None
         if first is None:
             raise UserError(f"{f}: holds no records")
         try:
@@ -131,4 +230,4 @@ def count_records(files: list[str]) -> int:
     try:
         return int(ds.reduce(tf.constant(0, tf.int64), tf.autograph.experimental.do_not_convert(lambda n, _: n + 1)))
     except tf.errors.OpError as e:
-        raise UserError(f"{files[0]}: corrupt TFRecord data ({e.message.splitlines()[0]})") from None
+        raise UserError(f"{files[0]}: corrupt TFRecord data ({one_line(e.message)})") from None

@@ -7,17 +7,24 @@ the model's `checkpoint()` declares) and the TensorBoard event files. Re-running
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import fcntl
+import os
+import re
+import shutil
+import sys
 import time
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
 import keras
 import tensorflow as tf
 
-from cyclegan_tf import models, networks
+from cyclegan_tf import atomic, models, networks
 from cyclegan_tf.config import TrainConfig
-from cyclegan_tf.errors import UserError
+from cyclegan_tf.errors import UserError, one_line
 from cyclegan_tf.models.base import Model
 
 SAVE_SECONDS = 600  # a checkpoint at least every 10 minutes, whatever --save_every says
@@ -53,6 +60,10 @@ def prepare(cfg: TrainConfig, explicit: set[str]) -> tuple[TrainConfig, Path, ty
     folder = run_dir(cfg)
     flags_file = folder / "flags.json"
     resuming = flags_file.exists()
+    found = checkpoints(folder)
+    if found and not resuming and not cfg.restart:
+        raise UserError(f"{folder} holds checkpoints (ckpt-{found[0]}) but no flags.json, so they cannot be resumed; "
+                        f"nothing was changed. --restart trains from step 0 in this folder anyway")
     if resuming:
         cfg = cfg.check_resume(TrainConfig.load(flags_file), explicit)
     elif cfg.load_model:
@@ -66,13 +77,16 @@ def prepare(cfg: TrainConfig, explicit: set[str]) -> tuple[TrainConfig, Path, ty
 
 
 def read_run(folder: str | Path) -> tuple[TrainConfig, type[Model], str]:
-    """A run's options, model class and latest checkpoint; one-line errors for what is not a run."""
+    """A run's options, model class and newest intact checkpoint; one-line errors for what is not a run."""
     folder = Path(folder)
     if not folder.is_dir():
         raise UserError(f"{folder}: no such run folder")
-    latest = tf.train.latest_checkpoint(str(folder))
-    if not (folder / "flags.json").exists() or not latest:
+    if not (folder / "flags.json").exists() or not checkpoints(folder):
         raise UserError(f"{folder}: no checkpoint of a training run (flags.json and ckpt-N files)")
+    latest, skipped = newest_intact(folder)
+    _warn_skipped(skipped, latest)
+    if latest is None:
+        raise UserError(f"{folder}: no intact checkpoint ({'; '.join(skipped)})")
     saved = TrainConfig.load(folder / "flags.json")
     try:
         cfg = TrainConfig(**saved)
@@ -108,34 +122,147 @@ def restore_generators(folder: str | Path, precision: str = "fp32") -> tuple[dic
     return nets, cfg, model_cls, int(step.numpy())
 
 
+_CKPT = re.compile(r"^ckpt-(\d+)\.(?:index|data-\d{5}-of-\d{5})$")
+_SAVE_TEMP = re.compile(r"^ckpt-\d+_temp$")  # TensorFlow's folder for a save in progress
+
+
+def checkpoints(folder: Path) -> list[int]:
+    """Steps of every checkpoint with a file in `folder` (intact or not), newest first. Found by listing the
+    folder, not from TensorFlow's `checkpoint` state file, which may be missing or name a damaged one."""
+    try:
+        names = [e.name for e in folder.iterdir()]
+    except OSError:
+        return []
+    return sorted({int(m[1]) for m in map(_CKPT.match, names) if m}, reverse=True)
+
+
+def damage(prefix: str) -> str | None:
+    """Why the checkpoint at `prefix` cannot be restored (missing index or data, truncated, checksum), or None.
+    Reads every tensor: TensorFlow checks each one's CRC as it reads it."""
+    try:
+        reader = tf.train.load_checkpoint(prefix)
+        for name in reader.get_variable_to_shape_map():
+            reader.get_tensor(name)
+    except (tf.errors.OpError, ValueError, IndexError, OSError, RuntimeError) as e:
+        return one_line(getattr(e, "message", None) or e)
+    return None
+
+
+def newest_intact(folder: Path) -> tuple[str | None, list[str]]:
+    """The newest checkpoint of `folder` that reads back whole, and one line for each newer one skipped."""
+    skipped = []
+    for step in checkpoints(folder):
+        prefix = str(folder / f"ckpt-{step}")
+        if not Path(prefix + ".index").exists():
+            reason = "no .index file"
+        elif not list(folder.glob(f"ckpt-{step}.data-?????-of-?????")):
+            reason = "no .data file"
+        else:
+            reason = damage(prefix)
+        if reason is None:
+            return prefix, skipped
+        skipped.append(f"ckpt-{step} ({reason})")
+    return None, skipped
+
+
+def _warn_skipped(skipped: list[str], used: str | None) -> None:
+    if skipped and used:
+        print(f"warning: skipped damaged checkpoint(s) {'; '.join(skipped)}; using {Path(used).name}",
+              file=sys.stderr, flush=True)
+
+
+@contextlib.contextmanager
+def lock(folder: Path) -> Iterator[None]:
+    """Holds `folder`/.lock while training: a second trainer in the same folder is refused."""
+    fd = os.open(folder / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise UserError(f"{folder}: another training process is using this run folder") from None
+        yield
+    finally:
+        os.close(fd)
+
+
 class Checkpointer:
     """Saves a model's checkpoint into its run folder every `save_every` steps, at least every
-    SAVE_SECONDS, and on demand (end, signal); only a state whose weights and optimiser slots are finite."""
+    SAVE_SECONDS, and on demand (end, signal); only a state whose weights and optimiser slots are finite.
+
+    Keeps the newest `keep` checkpoints it wrote itself; it never deletes one it did not write (an earlier
+    session's, or a damaged one it skipped): a run that resumes from the wrong place must lose nothing."""
 
     def __init__(self, model: Model, folder: Path, keep: int, save_every: int) -> None:
-        self.model, self.folder, self.save_every = model, folder, save_every
+        self.model, self.folder, self.keep, self.save_every = model, folder, keep, save_every
         self.checkpoint = model.checkpoint()
-        self.manager = tf.train.CheckpointManager(self.checkpoint, str(folder), max_to_keep=keep)
+        _ = self.checkpoint.save_counter  # created now, so every checkpoint holds it (restore creates it too)
+        self.written: list[int] = []
+        self.latest: str | None = None
         self.last_time, self.saved_step = time.monotonic(), -1
 
-    def restore_latest(self, folder: Path) -> str | None:
-        """Restores the newest checkpoint of `folder` (the chief's run folder) if there is one."""
-        latest = tf.train.latest_checkpoint(str(folder))
+    def restore_latest(self, folder: Path, restart: bool = False) -> str | None:
+        """Restores the newest intact checkpoint of `folder` (the chief's run folder), skipping damaged newer
+        ones with a warning. A folder holding only checkpoints that cannot be read is refused unless `restart`."""
+        self._remove_stale_saves()
+        latest, skipped = newest_intact(folder)
+        if latest and restart:
+            raise UserError(f"--restart: {folder} holds the intact checkpoint {Path(latest).name}; resume it (without "
+                            f"--restart) or start over in another --checkpoint_dir")
+        if latest is None and skipped and not restart:
+            raise UserError(f"{folder}: its checkpoints cannot be read ({'; '.join(skipped)}); nothing was changed. "
+                            f"--restart trains from step 0 in this folder anyway")
+        _warn_skipped(skipped, latest)
         if latest:
-            self.checkpoint.restore(latest).assert_existing_objects_matched()
+            try:
+                self.checkpoint.restore(latest).assert_existing_objects_matched()
+            except AssertionError:
+                raise UserError(f"{latest}: does not fit a {self.model.cfg.model} model with these options") from None
+        self.latest = latest
         self.saved_step = int(self.model.step.numpy())
         return latest
+
+    def _remove_stale_saves(self) -> None:
+        """What a killed session of this folder left half-written: TensorFlow's save folders, flags.json's temporary."""
+        atomic.remove_stale(self.folder / "flags.json")
+        for entry in self.folder.iterdir() if self.folder.is_dir() else ():
+            if _SAVE_TEMP.match(entry.name) and entry.is_dir():
+                shutil.rmtree(entry, ignore_errors=True)
 
     def due(self, step: int) -> bool:
         return step % self.save_every == 0 or time.monotonic() - self.last_time > SAVE_SECONDS
 
     def save(self, step: int) -> None:
-        """Raises FloatingPointError instead of saving a state that holds NaN or Inf."""
+        """Raises FloatingPointError instead of saving a state that holds NaN or Inf, and a one-line UserError
+        (the partial files removed, older checkpoints untouched) when the disk refuses it."""
         if not bool(self.model.state_is_finite()):
             raise FloatingPointError
-        self.manager.save(checkpoint_number=step)
+        prefix = str(self.folder / f"ckpt-{step}")
+        try:
+            self.checkpoint.write(prefix)
+        except (tf.errors.OpError, OSError) as e:
+            self._remove(step)
+            raise UserError(f"cannot write checkpoint {prefix}: {one_line(getattr(e, 'message', None) or e)}; "
+                            f"the last checkpoint is {self.latest or 'none'}") from None
+        if step in self.written:
+            self.written.remove(step)
+        self.written.append(step)
+        while len(self.written) > self.keep:
+            self._remove(self.written.pop(0))
+        self.latest = prefix
+        self._record_state()
         self.last_time, self.saved_step = time.monotonic(), step
 
-    @property
-    def latest(self) -> str | None:
-        return self.manager.latest_checkpoint
+    def _remove(self, step: int) -> None:
+        for f in self.folder.glob(f"ckpt-{step}.*"):
+            if _CKPT.match(f.name):
+                f.unlink(missing_ok=True)
+        shutil.rmtree(self.folder / f"ckpt-{step}_temp", ignore_errors=True)
+
+    def _record_state(self) -> None:
+        """TensorFlow's `checkpoint` state file, for tools that read it (tf.train.latest_checkpoint): every
+        checkpoint in the folder, newest last. Resuming never trusts it; it scans the files."""
+        names = [f"ckpt-{s}" for s in sorted(checkpoints(self.folder))]
+        lines = [f'model_checkpoint_path: "{Path(self.latest).name}"']
+        lines += [f'all_model_checkpoint_paths: "{n}"' for n in names]
+        with contextlib.suppress(OSError):  # a convenience: a full disk must not fail the save that succeeded
+            atomic.write_text(self.folder / "checkpoint", "\n".join(lines) + "\n")

@@ -10,7 +10,7 @@ from conftest import ROOT
 PACKAGE = ROOT / "cyclegan_tf"
 # Lowest first; a module may import modules of its own layer or below.
 LAYERS = [
-    {"errors", "atomic", "options"},
+    {"errors", "atomic", "options", "console"},
     {"config", "imagefiles", "synthetic"},
     {"records", "data", "networks", "losses", "pool", "optim", "build", "fid_inception", "datasets"},
     {"models"},

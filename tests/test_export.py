@@ -72,9 +72,10 @@ def test_square_mode_resizes_and_back(trained_run: Path, tmp_path: Path) -> None
 
 def test_replacing_an_export_is_atomic(trained_run: Path, tmp_path: Path) -> None:
     first = export(trained_run, "XtoY", tmp_path / "m")
-    (first / "marker").write_text("old")
+    (first / "assets").mkdir(exist_ok=True)
+    (first / "assets" / "marker").write_text("old")  # inside a folder of a SavedModel: replaced with it
     export(trained_run, "XtoY", tmp_path / "m")
-    assert not (tmp_path / "m" / "marker").exists() and (tmp_path / "m" / "saved_model.pb").exists()
+    assert not (tmp_path / "m" / "assets" / "marker").exists() and (tmp_path / "m" / "saved_model.pb").exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m"]  # no temporary or old copies left
 
 
