@@ -21,7 +21,7 @@ test: $(STAMP)
 
 # Every fault-injection case (kills at several moments, full disks, damaged files); `make test` runs a subset.
 test-faults: $(STAMP)
-	$(PY) -m pytest -q -n auto --durations=10 tests/faults
+	$(PY) -m pytest -q -n auto --dist loadfile --durations=10 tests/faults  # one file per worker: its fixtures built once
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

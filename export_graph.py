@@ -37,6 +37,7 @@ def main(argv: list[str]) -> None:
         raise UserError("--checkpoint_dir is required: the run folder written by train.py")
     logging.set_verbosity(logging.WARNING)
     from cyclegan_tf import export  # TensorFlow loads here
+    from cyclegan_tf.atomic import uninterrupted
     from cyclegan_tf.runs import find_run, read_run
 
     run = find_run(FLAGS.checkpoint_dir, "--checkpoint_dir")
@@ -56,8 +57,9 @@ def main(argv: list[str]) -> None:
             if export.model_name(names[direction]) != names[direction]:
                 print(f"note: {names[direction]} → {target}/ (a SavedModel folder, not a frozen .pb)")
             written[direction] = export.write(run, direction, target, FLAGS.image_size, FLAGS.precision)
-        for direction, target in targets.items():
-            print(f"exported {direction} to {export.commit(written[direction], target)}")
+        with uninterrupted():  # one Ctrl-C must not leave XtoY new and YtoX old
+            for direction, target in targets.items():
+                print(f"exported {direction} to {export.commit(written[direction], target)}")
     finally:
         for tmp in written.values():
             export.discard(tmp)

@@ -13,8 +13,9 @@ import atexit
 import io
 import os
 import re
+import signal
 import sys
-import threading
+import time
 
 # INFO lines of TensorFlow's C++ logging, and the warnings every CPU-only machine prints at start-up.
 NOISE = re.compile(
@@ -30,18 +31,27 @@ def _forward(source: int, target: int) -> None:
         pending = b""
         while chunk := pipe.read(65536):
             *lines, pending = (pending + chunk).split(b"\n")
-            kept = b"".join(line + b"\n" for line in lines if not NOISE.match(line))
-            if kept:
-                os.write(target, kept)
+            _write(target, b"".join(line + b"\n" for line in lines if not NOISE.match(line)))
         if pending and not NOISE.match(pending):
-            os.write(target, pending)
+            _write(target, pending)
+
+
+def _write(target: int, data: bytes) -> None:
+    try:
+        if data:
+            os.write(target, data)
+    except OSError:
+        pass  # stderr closed: keep draining, so that the tool never blocks on a full pipe
 
 
 _state: dict = {}
 
 
 def quiet_tensorflow() -> None:
-    """Call first thing in a command-line tool, before TensorFlow or absl is imported."""
+    """Call first thing in a command-line tool, before TensorFlow or absl is imported (no threads yet).
+
+    The filter is a forked process, not a thread: it needs no GIL (C++ code may write while holding it)
+    and it outlives an abort, so a fatal C++ message still reaches the terminal."""
     if not os.environ.get("TF_CPP_MIN_LOG_LEVEL"):  # unset, or set but empty
         os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
     if os.environ["TF_CPP_MIN_LOG_LEVEL"] == "0" or _state:
@@ -49,20 +59,33 @@ def quiet_tensorflow() -> None:
     sys.stderr.flush()
     real = os.dup(2)
     source, sink = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(sink)
+        for s in (signal.SIGINT, signal.SIGTERM):  # Ctrl-C reaches the whole process group; the tool handles it
+            signal.signal(s, signal.SIG_IGN)
+        try:
+            _forward(source, real)
+        finally:
+            os._exit(0)
+    os.close(source)
     os.dup2(sink, 2)
     os.close(sink)
     sys.stderr = io.TextIOWrapper(io.FileIO(real, "w"), encoding=sys.stderr.encoding,
                                   errors="backslashreplace", line_buffering=True)
-    thread = threading.Thread(target=_forward, args=(source, real), name="stderr-filter", daemon=True)
-    thread.start()
-    _state.update(real=real, thread=thread)
+    _state.update(real=real, pid=pid)
     atexit.register(flush)
 
 
 def flush() -> None:
     """Puts descriptor 2 back and lets the filter pass on what it still holds (before os._exit, at exit)."""
-    if not _state or not _state["thread"].is_alive():
+    if not _state or _state.get("done"):
         return
+    _state["done"] = True
     sys.stderr.flush()
-    os.dup2(_state["real"], 2)  # closes the pipe's last write end: the filter reads to its end and stops
-    _state["thread"].join(timeout=1.0)
+    os.dup2(_state["real"], 2)  # closes our write end of the pipe: the filter reads to its end and stops
+    deadline = time.monotonic() + 1.0
+    while time.monotonic() < deadline:  # children of ours may still hold the pipe: wait a little, not forever
+        if os.waitpid(_state["pid"], os.WNOHANG) != (0, 0):
+            return
+        time.sleep(0.01)

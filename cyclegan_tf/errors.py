@@ -75,11 +75,11 @@ def guarded(main: Callable[[list[str]], int | None]) -> Callable[[list[str]], in
 
 
 def _exit(line: str, status: int) -> None:
+    from cyclegan_tf import console
+
     print(line, file=sys.stderr, flush=True)
     sys.stdout.flush()
-    if status == 130:
-        from cyclegan_tf import console
-
-        console.flush()
-        os._exit(status)  # no teardown: a second Ctrl-C during TensorFlow's shutdown would print a traceback
-    sys.exit(status)
+    console.flush()
+    # No interpreter teardown: TensorFlow's can take seconds, hang under multi-worker training, and print a
+    # traceback on a second Ctrl-C. Everything of ours is closed by now.
+    os._exit(status)

@@ -107,6 +107,10 @@ def prepare_output(path: str, num_shards: int = 1) -> Staged:
     for f in finals:
         if os.path.isdir(f):
             raise UserError(f"{f}: is a folder, not a record file")
+    for f in [*finals, path, *glob.glob(glob.escape(path) + "-?????-of-?????")]:
+        if os.path.isfile(f) and not _ours(f):
+            raise UserError(f"{f}: exists and is not a record file of build_data.py; nothing was changed "
+                            "(move it away or choose another output name)")
     parent = Path(path).parent
     created = _make_folder(parent, path)
     if not os.access(parent, os.W_OK):
@@ -115,6 +119,17 @@ def prepare_output(path: str, num_shards: int = 1) -> Staged:
     for target in (path, *finals):
         remove_stale(target)  # a killed run cannot clean up after itself; we are the next run
     return Staged(path, finals, [str(temp_name(f)) for f in finals], created)
+
+
+def _ours(path: str) -> bool:
+    """Whether a file we would replace or delete holds our records (or nothing): never a user's other file."""
+    if os.path.getsize(path) == 0:
+        return True
+    try:
+        first = next(iter(tf.data.TFRecordDataset(path).take(1)), None)
+        return first is not None and PREFIX_A + ENCODED in tf.train.Example.FromString(first.numpy()).features.feature
+    except Exception:  # noqa: BLE001 - not TFRecord framing, or not an Example: not ours either way
+        return False
 
 
 def _disk_error(e: tf.errors.OpError, staged: Staged) -> Exception:

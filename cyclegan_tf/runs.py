@@ -112,11 +112,11 @@ def restore_generators(folder: str | Path, precision: str = "fp32") -> tuple[dic
     with networks.precision(precision):
         nets = {name: builders[name]() for name in model_cls.generator_names()}
     step = tf.Variable(0, dtype=tf.int64)
-    status = tf.train.Checkpoint(**nets, step=step).restore(latest)
-    status.expect_partial()
     try:
+        status = tf.train.Checkpoint(**nets, step=step).restore(latest)
+        status.expect_partial()
         status.assert_existing_objects_matched()
-    except AssertionError:
+    except (AssertionError, ValueError):
         raise UserError(f"{latest}: does not hold the generators {', '.join(nets)} of a {cfg.model} run "
                         f"with these options") from None
     return nets, cfg, model_cls, int(step.numpy())
@@ -136,21 +136,49 @@ def checkpoints(folder: Path) -> list[int]:
     return sorted({int(m[1]) for m in map(_CKPT.match, names) if m}, reverse=True)
 
 
+# Errors that say nothing about the files (a busy or failing disk, no permission): refuse, skip nothing.
+_NOT_DAMAGE = (tf.errors.ResourceExhaustedError, tf.errors.UnavailableError, tf.errors.PermissionDeniedError,
+               tf.errors.AbortedError, tf.errors.DeadlineExceededError, PermissionError)
+
+
 def damage(prefix: str) -> str | None:
     """Why the checkpoint at `prefix` cannot be restored (missing index or data, truncated, checksum), or None.
-    Reads every tensor: TensorFlow checks each one's CRC as it reads it."""
+    Reads every tensor: TensorFlow checks each one's CRC as it reads it. A failure that is not the files'
+    (the disk busy or failing) is a UserError: a good checkpoint must not be taken for a damaged one."""
     try:
         reader = tf.train.load_checkpoint(prefix)
         for name in reader.get_variable_to_shape_map():
             reader.get_tensor(name)
+    except _NOT_DAMAGE as e:
+        raise UserError(f"{prefix}: cannot be read now ({one_line(getattr(e, 'message', None) or e)}); "
+                        "nothing was changed") from None
     except (tf.errors.OpError, ValueError, IndexError, OSError, RuntimeError) as e:
         return one_line(getattr(e, "message", None) or e)
     return None
 
 
+def set_aside(folder: Path, step: int) -> str:
+    """Renames a damaged checkpoint's files to `<name>.damaged` (`-2`, `-3`… if taken): out of resume's
+    and pruning's way, never overwritten by a later save of the same step, and still there to inspect."""
+    suffix, n = ".damaged", 1
+    files = [f for f in folder.glob(f"ckpt-{step}.*") if _CKPT.match(f.name)]
+    while any(f.with_name(f.name + suffix).exists() for f in files):
+        n += 1
+        suffix = f".damaged-{n}"
+    for f in files:
+        f.rename(f.with_name(f.name + suffix))
+    return f"ckpt-{step}.*{suffix}"
+
+
 def newest_intact(folder: Path) -> tuple[str | None, list[str]]:
     """The newest checkpoint of `folder` that reads back whole, and one line for each newer one skipped."""
-    skipped = []
+    scan = list(_scan(folder))
+    latest = next((str(folder / f"ckpt-{step}") for step, reason in scan if reason is None), None)
+    return latest, [f"ckpt-{step} ({reason})" for step, reason in scan if reason is not None]
+
+
+def _scan(folder: Path) -> Iterator[tuple[int, str | None]]:
+    """(step, why it is damaged or None), newest first, stopping at the first intact one."""
     for step in checkpoints(folder):
         prefix = str(folder / f"ckpt-{step}")
         if not Path(prefix + ".index").exists():
@@ -159,16 +187,17 @@ def newest_intact(folder: Path) -> tuple[str | None, list[str]]:
             reason = "no .data file"
         else:
             reason = damage(prefix)
+        yield step, reason
         if reason is None:
-            return prefix, skipped
-        skipped.append(f"ckpt-{step} ({reason})")
-    return None, skipped
+            return
 
 
-def _warn_skipped(skipped: list[str], used: str | None) -> None:
-    if skipped and used:
-        print(f"warning: skipped damaged checkpoint(s) {'; '.join(skipped)}; using {Path(used).name}",
-              file=sys.stderr, flush=True)
+def _warn_skipped(skipped: list[str], used: str | None, aside: list[str] = ()) -> None:
+    if skipped and (used or aside):
+        moved = f", set aside as {', '.join(aside)}" if aside else ""
+        then = f"using {Path(used).name}" if used else "starting at step 0 (--restart)"
+        print(f"warning: skipped damaged checkpoint(s) {'; '.join(skipped)}{moved}; {then}", file=sys.stderr,
+              flush=True)
 
 
 @contextlib.contextmanager
@@ -180,6 +209,9 @@ def lock(folder: Path) -> Iterator[None]:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             raise UserError(f"{folder}: another training process is using this run folder") from None
+        except OSError as e:  # file systems without locks (NFS mounted nolock, some FUSE): train unguarded
+            print(f"warning: {folder}: cannot lock the run folder ({e.strerror}); make sure no other train.py "
+                  "uses it", file=sys.stderr, flush=True)
         yield
     finally:
         os.close(fd)
@@ -204,19 +236,23 @@ class Checkpointer:
         """Restores the newest intact checkpoint of `folder` (the chief's run folder), skipping damaged newer
         ones with a warning. A folder holding only checkpoints that cannot be read is refused unless `restart`."""
         self._remove_stale_saves()
-        latest, skipped = newest_intact(folder)
+        scan = list(_scan(folder))
+        latest = next((str(folder / f"ckpt-{step}") for step, reason in scan if reason is None), None)
+        skipped = [f"ckpt-{step} ({reason})" for step, reason in scan if reason is not None]
         if latest and restart:
             raise UserError(f"--restart: {folder} holds the intact checkpoint {Path(latest).name}; resume it (without "
                             f"--restart) or start over in another --checkpoint_dir")
         if latest is None and skipped and not restart:
             raise UserError(f"{folder}: its checkpoints cannot be read ({'; '.join(skipped)}); nothing was changed. "
                             f"--restart trains from step 0 in this folder anyway")
-        _warn_skipped(skipped, latest)
         if latest:
             try:
                 self.checkpoint.restore(latest).assert_existing_objects_matched()
-            except AssertionError:
+            except (AssertionError, ValueError):  # ValueError: a tensor of another shape (a hand-edited flags.json)
                 raise UserError(f"{latest}: does not fit a {self.model.cfg.model} model with these options") from None
+        own = self.folder.resolve() == folder.resolve()  # a worker other than the chief leaves the chief's files alone
+        aside = [set_aside(folder, step) for step, reason in scan if reason is not None] if own else []
+        _warn_skipped(skipped, latest, aside)
         self.latest = latest
         self.saved_step = int(self.model.step.numpy())
         return latest
@@ -224,6 +260,7 @@ class Checkpointer:
     def _remove_stale_saves(self) -> None:
         """What a killed session of this folder left half-written: TensorFlow's save folders, flags.json's temporary."""
         atomic.remove_stale(self.folder / "flags.json")
+        atomic.remove_stale(self.folder / "checkpoint")
         for entry in self.folder.iterdir() if self.folder.is_dir() else ():
             if _SAVE_TEMP.match(entry.name) and entry.is_dir():
                 shutil.rmtree(entry, ignore_errors=True)

@@ -9,6 +9,7 @@ from conftest import BAD_KINDS, GOOD_KINDS, write_bad, write_kind
 
 from cyclegan_tf import build, records
 from cyclegan_tf.errors import UserError
+from cyclegan_tf.imagefiles import ImageRecord
 
 
 def read_examples(files: list[str]) -> list[dict]:
@@ -104,7 +105,8 @@ def test_order_is_deterministic_for_a_seed(image_folder, tmp_path: Path) -> None
 
 def test_write_is_atomic(tmp_path: Path) -> None:
     out = tmp_path / "x.tfrecords"
-    out.write_bytes(b"previous good file")
+    records.write_records(str(out), [records.to_example(ImageRecord("a.png", b"png", 1, 1, "png", "0" * 64))])
+    previous = out.read_bytes()
 
     def dying():
         yield b"one record"
@@ -112,7 +114,7 @@ def test_write_is_atomic(tmp_path: Path) -> None:
 
     with pytest.raises(KeyboardInterrupt):
         records.write_records(str(out), dying())
-    assert out.read_bytes() == b"previous good file"
+    assert out.read_bytes() == previous
     assert [p.name for p in tmp_path.iterdir()] == ["x.tfrecords"]
 
 

@@ -29,3 +29,11 @@ def test_noise_pattern_matches_only_start_up_lines() -> None:
     assert NOISE.match(b"I1128 02:38:57.988999 140349591206784 deprecation.py:50] something")
     assert not NOISE.match(b"error: --X=nope: no such TFRecord file")
     assert not NOISE.match(b"W1128 02:38:57.988999 140349591206784 saver.cc:50] Could not write")
+
+
+def test_a_message_written_just_before_an_abort_is_not_lost() -> None:
+    script = ("from cyclegan_tf.console import quiet_tensorflow; quiet_tensorflow(); import os; "
+              "os.write(2, b'F0000 00:00:1.1 1 check.cc:1] Check failed: fatal\\n'); os.abort()")
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(__import__("pathlib").Path(__file__).resolve().parents[1])}
+    r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=60)
+    assert r.returncode != 0 and "Check failed: fatal" in r.stderr

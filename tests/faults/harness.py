@@ -21,6 +21,13 @@ ROOT = Path(__file__).resolve().parents[2]
 ENV = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
 
 
+def dead_pid() -> int:
+    """The id of a process that has ended (a child, started and reaped): as a killed writer's would be."""
+    child = subprocess.Popen(["true"])
+    child.wait()
+    return child.pid
+
+
 def command(tool: str, *args: str) -> list[str]:
     """argv for one of the four tools (build_data.py, train.py, export_graph.py, inference.py) or a module."""
     if tool.endswith(".py"):

@@ -257,7 +257,6 @@ def test_read_only_disk_is_one_line(tmp_path: Path) -> None:
 
 
 # 11. SIGKILL at random moments, then a rerun.
-@pytest.mark.slow
 def test_sigkill_never_leaves_a_partial_output_and_a_rerun_cleans_up(tmp_path: Path) -> None:
     out = tmp_path / "out"
     before = previous(out)

@@ -12,13 +12,26 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tensorflow as tf
-from harness import ENV, cli, command, error_line, fill, kill_after, moments, quiet, small_disk, temporaries, tree
+from harness import (
+    ENV,
+    cli,
+    command,
+    dead_pid,
+    error_line,
+    fill,
+    kill_after,
+    moments,
+    quiet,
+    small_disk,
+    temporaries,
+    tree,
+)
 
 from cyclegan_tf import networks
 from cyclegan_tf.errors import UserError
 from cyclegan_tf.export import Translator, export, export_targets, mirror_indices, model_name, tidy
 
-DEAD_PID = 999999  # above the usual pid_max (32768): the id of a process that is gone
+DEAD_PID = dead_pid()  # the id of a process that is gone
 
 
 @pytest.fixture(scope="module")

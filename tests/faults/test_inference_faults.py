@@ -16,14 +16,14 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from conftest import write_kind
-from harness import ENV, cli, command, error_line, fill, quiet, small_disk, temporaries
+from harness import ENV, cli, command, dead_pid, error_line, fill, quiet, small_disk, temporaries
 from PIL import Image
 
 from cyclegan_tf.errors import UserError
 from cyclegan_tf.export import export
 from cyclegan_tf.inference import run, timed_run
 
-DEAD_PID = 999999  # above the usual pid_max (32768): the id of a process that is gone
+DEAD_PID = dead_pid()  # the id of a process that is gone
 
 
 @pytest.fixture(scope="module")
