@@ -25,7 +25,7 @@ def test_learns_photo_to_labels(tmp_path: Path) -> None:
         build.build_folder(d, str(tmp_path / d), str(tmp_path / f"{d}.tfrecords"))
     cfg = TrainConfig(X=str(tmp_path / "X.tfrecords"), Y=str(tmp_path / "Y.tfrecords"),
                       checkpoint_dir=str(tmp_path / "run"), image_size=size, load_size=size, netG="resnet_6blocks",
-                      ngf=16, ndf=16, batch_size=4, max_steps=400, learning_rate=1e-3, log_every=100,
+                      ngf=16, ndf=16, batch_size=4, max_steps=250, learning_rate=1e-3, log_every=100,
                       save_every=1000, summary_every=1000)
     assert train(cfg) == 0
 
@@ -33,5 +33,5 @@ def test_learns_photo_to_labels(tmp_path: Path) -> None:
     truth, x = (a.astype(np.float32) / 127.5 - 1 for a in synthetic.scenes(32, size, seed=3))
     err = np.abs(G(x, training=False).numpy() - truth).mean()
     identity_err = np.abs(x - truth).mean()
-    print(f"translation L1 {err:.3f}, identity L1 {identity_err:.3f}")  # seen: 0.25-0.27 vs 0.60
+    print(f"translation L1 {err:.3f}, identity L1 {identity_err:.3f}")  # seen: 0.235 vs 0.599 (250 steps)
     assert err < 0.6 * identity_err
