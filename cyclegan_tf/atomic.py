@@ -56,28 +56,33 @@ def alive(pid: int) -> bool:
     return True
 
 
-def remove_stale(target: str | os.PathLike) -> list[Path]:
-    """Deletes the temporary files or folders that a killed writer of `target` left beside it."""
-    target = Path(target)
+def remove_stale(*targets: str | os.PathLike) -> list[Path]:
+    """Deletes the temporary files or folders that killed writers of `targets` left beside them (one
+    listing per folder, however many targets)."""
+    by_folder: dict[Path, set[str]] = {}
+    for target in map(Path, targets):
+        by_folder.setdefault(target.parent, set()).add(target.name)
     removed = []
-    try:
-        entries = list(target.parent.iterdir())
-    except OSError:
-        return removed
-    for entry in entries:
-        m = _TEMP.match(entry.name)
-        if not m or int(m["pid"]) == os.getpid() or alive(int(m["pid"])):
-            continue
-        if m["name"].lstrip(".") not in (target.name,) and not m["name"].lstrip(".").startswith(target.name + "-"):
-            continue
+    for folder, names in by_folder.items():
         try:
-            if entry.is_dir() and not entry.is_symlink():
-                shutil.rmtree(entry)
-            else:
-                entry.unlink()
-            removed.append(entry)
+            entries = list(folder.iterdir())
         except OSError:
-            pass
+            continue
+        for entry in entries:
+            m = _TEMP.match(entry.name)
+            if not m or int(m["pid"]) == os.getpid() or alive(int(m["pid"])):
+                continue
+            name = m["name"].lstrip(".")
+            if name not in names and not any(name.startswith(n + "-") for n in names):
+                continue
+            try:
+                if entry.is_dir() and not entry.is_symlink():
+                    shutil.rmtree(entry)
+                else:
+                    entry.unlink()
+                removed.append(entry)
+            except OSError:
+                pass
     return removed
 
 

@@ -42,6 +42,19 @@ def tf_disk_errno(message: str) -> int | None:
     return next((code for text, code in _TF_DISK_REASONS.items() if text in message), None)
 
 
+def disk_failure(e: BaseException, path: str | os.PathLike) -> OSError | None:
+    """A full, read-only or forbidden disk (an OSError, or TensorFlow's error that says so) as an OSError
+    naming `path`, the file the user knows (not our temporary one); None for any other failure."""
+    if isinstance(e, OSError) and disk_error(e) is not None:
+        return OSError(e.errno, e.strerror or os.strerror(e.errno), os.fspath(path))
+    tf = sys.modules.get("tensorflow")
+    if tf is not None and isinstance(e, tf.errors.OpError):
+        code = tf_disk_errno(e.message)
+        if code is not None:
+            return OSError(code, os.strerror(code), os.fspath(path))
+    return None
+
+
 def _tf_disk_error(e: Exception) -> str | None:
     """TensorFlow's file errors (a full disk while writing a checkpoint) name the file in the message."""
     tf = sys.modules.get("tensorflow")

@@ -29,7 +29,7 @@ import keras
 import tensorflow as tf
 
 from cyclegan_tf.atomic import alive, atomic_path, remove_stale, temp_name, uninterrupted
-from cyclegan_tf.errors import UserError, disk_error, tf_disk_errno
+from cyclegan_tf.errors import UserError, disk_failure
 from cyclegan_tf.options import PRECISIONS
 from cyclegan_tf.runs import restore_generators
 
@@ -187,7 +187,7 @@ def write(run: str | Path, direction: str, target: str | Path, image_size: int =
                                                           "translate": module.translate})
     except BaseException as e:
         discard(tmp)
-        failure = _disk_failure(e, target)
+        failure = disk_failure(e, target)
         if failure is not None:
             raise failure from None
         raise
@@ -222,17 +222,6 @@ def export(run: str | Path, direction: str, target: str | Path, image_size: int 
         return commit(tmp, Path(target))
     finally:
         discard(tmp)
-
-
-def _disk_failure(e: BaseException, target: Path) -> OSError | None:
-    """A full, read-only or forbidden disk as an OSError naming the export (not its temporary name)."""
-    if isinstance(e, OSError) and disk_error(e) is not None:
-        return OSError(e.errno, e.strerror or os.strerror(e.errno), str(target))
-    if isinstance(e, tf.errors.OpError):
-        code = tf_disk_errno(e.message)
-        if code is not None:
-            return OSError(code, os.strerror(code), str(target))
-    return None
 
 
 _RENAME_EXCHANGE = 2

@@ -11,7 +11,6 @@ from __future__ import annotations
 import glob
 import html
 import os
-import re
 import shutil
 import sys
 import time
@@ -29,7 +28,6 @@ from cyclegan_tf.errors import UserError, disk_error, one_line
 from cyclegan_tf.imagefiles import IMAGE_EXTENSIONS, BadImage, find_images, open_rgb
 
 OUTPUT_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP"}
-_TEMPORARY = re.compile(r"\.?(?P<name>.+)\.(?:tmp|old)-\d+")
 _EXPORT_PARTS = ("variables", "fingerprint.pb", "assets")
 
 
@@ -103,16 +101,6 @@ def _save(img: np.ndarray, path: Path, quality: int) -> None:
         Image.fromarray(img).save(tmp, format=fmt, **({"quality": quality} if fmt != "PNG" else {}))
 
 
-def _remove_stale(folder: Path, names: set[str]) -> None:
-    """Deletes the temporaries a killed run left for these outputs (one listing, not one per output)."""
-    try:
-        entries = [e.name for e in folder.iterdir()]
-    except OSError:
-        return
-    for name in {m["name"] for m in map(_TEMPORARY.fullmatch, entries) if m} & names:
-        remove_stale(folder / name)
-
-
 def run(model: str, input_pattern: str, output: str, *, batch_size: int = 1, image_size: int = 0,
         fmt: str = "", side_by_side: bool = False, write_html: bool = False, quality: int = 95,
         export_dir: str = "pretrained") -> Summary:
@@ -124,7 +112,7 @@ def run(model: str, input_pattern: str, output: str, *, batch_size: int = 1, ima
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise UserError(f"--output={output}: cannot create {folder} ({e.strerror})") from None
-    _remove_stale(folder, {t.name for t in targets} | ({"index.html"} if write_html else set()))
+    remove_stale(*targets, *([folder / "index.html"] if write_html else []))
     summary = Summary()
     bar = tqdm(total=len(files), unit="img", disable=not sys.stderr.isatty(), file=sys.stderr)
 
@@ -216,7 +204,7 @@ def _gallery(folder: Path, summary: Summary) -> None:
             raise
         raise UserError(f"--html: cannot create {inputs} ({e.strerror})") from None
     copies = [inputs / _browsable_name(src) for src, _ in summary.outputs]
-    _remove_stale(inputs, {c.name for c in copies})
+    remove_stale(*copies)
     rows = []
     for (src, dst), copy in zip(summary.outputs, copies):
         _gallery_copy(src, copy)

@@ -19,7 +19,7 @@ from pathlib import Path
 import tensorflow as tf
 
 from cyclegan_tf.atomic import remove_stale, temp_name, uninterrupted
-from cyclegan_tf.errors import UserError, one_line, tf_disk_errno
+from cyclegan_tf.errors import UserError, disk_failure, one_line
 from cyclegan_tf.imagefiles import ImageRecord
 
 PREFIX_A = "image/"
@@ -116,8 +116,7 @@ def prepare_output(path: str, num_shards: int = 1) -> Staged:
     if not os.access(parent, os.W_OK):
         _remove_folders(created)
         raise UserError(f"cannot write {path}: folder {parent} is not writable")
-    for target in (path, *finals):
-        remove_stale(target)  # a killed run cannot clean up after itself; we are the next run
+    remove_stale(path, *finals)  # a killed run cannot clean up after itself; we are the next run
     return Staged(path, finals, [str(temp_name(f)) for f in finals], created)
 
 
@@ -126,20 +125,17 @@ def _ours(path: str) -> bool:
     if os.path.getsize(path) == 0:
         return True
     try:
-        first = next(iter(tf.data.TFRecordDataset(path).take(1)), None)
-        return first is not None and PREFIX_A + ENCODED in tf.train.Example.FromString(first.numpy()).features.feature
-    except Exception:  # noqa: BLE001 - not TFRecord framing, or not an Example: not ours either way
+        check_schema([path])
+    except UserError:
         return False
+    return True
 
 
 def _disk_error(e: tf.errors.OpError, staged: Staged) -> Exception:
     """TensorFlow's write failure as an error naming the final file (our temporary name means nothing to users)."""
     message = one_line(e.message)
     final = next((f for t, f in zip(staged.temps, staged.finals) if t in message), staged.path)
-    code = tf_disk_errno(message)
-    if code is not None:
-        return OSError(code, os.strerror(code), final)
-    return UserError(f"cannot write {final}: {message}")
+    return disk_failure(e, final) or UserError(f"cannot write {final}: {message}")
 
 
 def write_staged(staged: Staged, examples: Iterable[bytes]) -> None:

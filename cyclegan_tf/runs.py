@@ -236,9 +236,7 @@ class Checkpointer:
         """Restores the newest intact checkpoint of `folder` (the chief's run folder), skipping damaged newer
         ones with a warning. A folder holding only checkpoints that cannot be read is refused unless `restart`."""
         self._remove_stale_saves()
-        scan = list(_scan(folder))
-        latest = next((str(folder / f"ckpt-{step}") for step, reason in scan if reason is None), None)
-        skipped = [f"ckpt-{step} ({reason})" for step, reason in scan if reason is not None]
+        latest, skipped = newest_intact(folder)
         if latest and restart:
             raise UserError(f"--restart: {folder} holds the intact checkpoint {Path(latest).name}; resume it (without "
                             f"--restart) or start over in another --checkpoint_dir")
@@ -251,7 +249,8 @@ class Checkpointer:
             except (AssertionError, ValueError):  # ValueError: a tensor of another shape (a hand-edited flags.json)
                 raise UserError(f"{latest}: does not fit a {self.model.cfg.model} model with these options") from None
         own = self.folder.resolve() == folder.resolve()  # a worker other than the chief leaves the chief's files alone
-        aside = [set_aside(folder, step) for step, reason in scan if reason is not None] if own else []
+        newest_good = int(latest.rsplit("-", 1)[1]) if latest else -1
+        aside = [set_aside(folder, step) for step in checkpoints(folder) if step > newest_good] if own else []
         _warn_skipped(skipped, latest, aside)
         self.latest = latest
         self.saved_step = int(self.model.step.numpy())
@@ -259,8 +258,7 @@ class Checkpointer:
 
     def _remove_stale_saves(self) -> None:
         """What a killed session of this folder left half-written: TensorFlow's save folders, flags.json's temporary."""
-        atomic.remove_stale(self.folder / "flags.json")
-        atomic.remove_stale(self.folder / "checkpoint")
+        atomic.remove_stale(self.folder / "flags.json", self.folder / "checkpoint")
         for entry in self.folder.iterdir() if self.folder.is_dir() else ():
             if _SAVE_TEMP.match(entry.name) and entry.is_dir():
                 shutil.rmtree(entry, ignore_errors=True)

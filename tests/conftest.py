@@ -101,18 +101,24 @@ def image_folder(tmp_path: Path):
     return make
 
 
+def texture_records(folder: Path, n: int) -> dict[str, str]:
+    """X and Y records of n synthetic 40 px textures each (different seeds): {"X": path, "Y": path}."""
+    from cyclegan_tf import build, synthetic
+
+    for d, seed in (("X", 0), ("Y", 1)):
+        synthetic.write_folder(synthetic.textures(n, 40, seed), folder / d)
+        build.build_folder(d, str(folder / d), str(folder / f"{d}.tfrecords"))
+    return {d: str(folder / f"{d}.tfrecords") for d in ("X", "Y")}
+
+
 @pytest.fixture(scope="session")
 def trained_run(tmp_path_factory) -> Path:
     """A tiny CycleGAN run folder (32 px, ngf 4, 3 steps): real checkpoints for export and inference."""
-    from cyclegan_tf import build, synthetic
     from cyclegan_tf.config import TrainConfig
     from cyclegan_tf.loop import train
 
     tmp = tmp_path_factory.mktemp("trained")
-    for d, seed in (("X", 0), ("Y", 1)):
-        synthetic.write_folder(synthetic.textures(4, 40, seed), tmp / d)
-        build.build_folder(d, str(tmp / d), str(tmp / f"{d}.tfrecords"))
-    cfg = TrainConfig(X=str(tmp / "X.tfrecords"), Y=str(tmp / "Y.tfrecords"), checkpoint_dir=str(tmp / "run"),
+    cfg = TrainConfig(**texture_records(tmp, 4), checkpoint_dir=str(tmp / "run"),
                       image_size=32, load_size=36, netG="resnet_6blocks", ngf=4, ndf=4, max_steps=3)
     assert train(cfg) == 0
     return tmp / "run"

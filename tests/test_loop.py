@@ -5,8 +5,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import texture_records
 
-from cyclegan_tf import build, synthetic
+from cyclegan_tf import build
 from cyclegan_tf.config import TrainConfig
 from cyclegan_tf.errors import UserError
 from cyclegan_tf.loop import train
@@ -18,11 +19,7 @@ TINY = dict(image_size=32, load_size=36, netG="resnet_6blocks", ngf=4, ndf=4, po
 
 @pytest.fixture(scope="module")
 def records(tmp_path_factory) -> dict:
-    tmp = tmp_path_factory.mktemp("records")
-    for d, seed in (("X", 0), ("Y", 1)):
-        synthetic.write_folder(synthetic.textures(6, 40, seed), tmp / d)
-        build.build_folder(d, str(tmp / d), str(tmp / f"{d}.tfrecords"))
-    return {"X": str(tmp / "X.tfrecords"), "Y": str(tmp / "Y.tfrecords")}
+    return texture_records(tmp_path_factory.mktemp("records"), 6)
 
 
 def config(records: dict, folder: Path, **kw) -> TrainConfig:

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import texture_records
 from harness import (
     ENV,
     cli,
@@ -27,7 +28,7 @@ from harness import (
     tree,
 )
 
-from cyclegan_tf import build, records, runs, synthetic
+from cyclegan_tf import records, runs
 from cyclegan_tf.config import TrainConfig
 from cyclegan_tf.errors import UserError
 from cyclegan_tf.imagefiles import ImageRecord
@@ -40,11 +41,7 @@ FLAGS = [f"--{k}={v}" for k, v in TINY.items()]
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory) -> dict:
-    tmp = tmp_path_factory.mktemp("records")
-    for d, seed in (("X", 0), ("Y", 1)):
-        synthetic.write_folder(synthetic.textures(4, 40, seed), tmp / d)
-        build.build_folder(d, str(tmp / d), str(tmp / f"{d}.tfrecords"))
-    return {"X": str(tmp / "X.tfrecords"), "Y": str(tmp / "Y.tfrecords")}
+    return texture_records(tmp_path_factory.mktemp("records"), 4)
 
 
 @pytest.fixture(scope="module")
