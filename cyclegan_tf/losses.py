@@ -73,3 +73,23 @@ def gradient_penalty(discriminator, real: tf.Tensor, fake: tf.Tensor, seed: tf.T
         score = tf.add_n([tf.reduce_sum(tf.cast(s, tf.float32)) for s in scores(discriminator(mixed, training=True))])
     grad = tf.reshape(tape.gradient(score, mixed), [tf.shape(real)[0], -1])
     return tf.square(tf.norm(grad + 1e-16, axis=1) - 1.0)
+
+
+def patch_nce(q: tf.Tensor, k: tf.Tensor, temperature: float = 0.07,
+              negatives_from_batch: bool = False) -> tf.Tensor:
+    """CUT's PatchNCE loss (Park et al. 2020), per example: q, k are [B, P, C] unit-length features of the
+    same P locations in the output (queries) and the input (keys, held constant). Each query's positive
+    is its own location's key; its negatives are the other P − 1 keys of the same image (or of the whole
+    batch with `negatives_from_batch`). As the official code, the positive is also the first logit, and
+    the diagonal of the negatives is set to −10 instead of removed. Cross-entropy at temperature T,
+    averaged over the P queries."""
+    q, k = tf.cast(q, tf.float32), tf.stop_gradient(tf.cast(k, tf.float32))
+    batch, patches = tf.shape(q)[0], tf.shape(q)[1]
+    if negatives_from_batch:
+        q, k = tf.reshape(q, [1, -1, q.shape[-1]]), tf.reshape(k, [1, -1, k.shape[-1]])
+    similarity = tf.matmul(q, k, transpose_b=True)  # [b, n, n]; the diagonal holds the positives
+    positives = tf.linalg.diag_part(similarity)
+    negatives = tf.linalg.set_diag(similarity, tf.fill(tf.shape(positives), -10.0))
+    logits = tf.concat([positives[..., None], negatives], -1) / temperature
+    loss = tf.nn.sparse_softmax_cross_entropy_with_logits(tf.zeros(tf.shape(positives), tf.int32), logits)
+    return tf.reduce_mean(tf.reshape(loss, [batch, patches]), axis=1)

@@ -100,6 +100,37 @@ class Cropping2D(keras.layers.Cropping2D):
 
 
 @keras.saving.register_keras_serializable(package="cyclegan_tf")
+class BlurPool2D(keras.layers.Layer):
+    """Anti-aliased 2× downsampling (Zhang 2019) as CUT's `Downsample`: reflection pad 1, then the
+    normalised [1, 2, 1] ⊗ [1, 2, 1] filter per channel at stride 2."""
+
+    def call(self, x):
+        a = tf.constant([1.0, 2.0, 1.0]) / 4.0
+        kernel = tf.tile(tf.reshape(a[:, None] * a[None, :], [3, 3, 1, 1]), [1, 1, x.shape[-1], 1])
+        padded = tf.pad(x, [[0, 0], [1, 1], [1, 1], [0, 0]], mode="REFLECT")
+        return tf.nn.depthwise_conv2d(padded, tf.cast(kernel, x.dtype), [1, 2, 2, 1], "VALID")
+
+    def compute_output_shape(self, input_shape):
+        n, h, w, c = input_shape
+        return (n, None if h is None else (h + 1) // 2, None if w is None else (w + 1) // 2, c)
+
+
+@keras.saving.register_keras_serializable(package="cyclegan_tf")
+class BlurUpsample2D(keras.layers.Layer):
+    """CUT's anti-aliased 2× `Upsample` (replicate pad, transposed conv with [1,3,3,1]⊗[1,3,3,1]·4/64,
+    cropped), which is bilinear 2× upsampling with half-pixel centres exactly (tests); works at sizes
+    unknown until run time, unlike Keras' UpSampling2D in a graph."""
+
+    def call(self, x):
+        s = tf.shape(x)
+        return tf.cast(tf.image.resize(x, [2 * s[1], 2 * s[2]], "bilinear"), x.dtype)
+
+    def compute_output_shape(self, input_shape):
+        n, h, w, c = input_shape
+        return (n, None if h is None else 2 * h, None if w is None else 2 * w, c)
+
+
+@keras.saving.register_keras_serializable(package="cyclegan_tf")
 class InstanceNorm(keras.layers.GroupNormalization):
     """Instance norm as in the official code (PyTorch InstanceNorm2d defaults).
 
@@ -173,9 +204,29 @@ def seed_states(*models: keras.Model) -> list:
 # --- building blocks -------------------------------------------------------
 
 
+INIT_TYPES = ("normal", "xavier")
+_initialization = ("normal", 0.02)
+
+
+@contextlib.contextmanager
+def initialization(init_type: str = "normal", gain: float = 0.02):
+    """Networks built inside draw their conv and dense kernels as the official `init_weights` does:
+    normal(0, gain) (CycleGAN, pix2pix) or xavier_normal with `gain` (CUT's default)."""
+    global _initialization
+    _check("init_type", init_type, INIT_TYPES)
+    previous, _initialization = _initialization, (init_type, float(gain))
+    try:
+        yield
+    finally:
+        _initialization = previous
+
+
 def _init() -> keras.initializers.Initializer:
     # A fresh initializer per layer: a shared unseeded one repeats its values.
-    return keras.initializers.RandomNormal(0.0, 0.02)
+    kind, gain = _initialization
+    if kind == "xavier":  # torch's xavier_normal_: untruncated, std = gain·sqrt(2 / (fan_in + fan_out))
+        return keras.initializers.VarianceScaling(gain**2, "fan_avg", "untruncated_normal")
+    return keras.initializers.RandomNormal(0.0, gain)
 
 
 def _conv(filters, kernel, strides=1, use_bias=True, **kwargs):
@@ -244,25 +295,47 @@ def _resnet_block(x, filters, norm, use_dropout, name=None):
 
 
 def _resnet_generator(
-    n_blocks, ngf, norm, upsample, use_dropout, input_nc, output_nc, name
+    n_blocks, ngf, norm, upsample, use_dropout, input_nc, output_nc, name, antialias=False, antialias_up=False
 ):
-    """Named features: `input_pad` (the padded input), `stem`, `down1`, `down2` (at 1/2 and 1/4
-    size), `block1`…`block{n_blocks}` (each residual sum), `up1`, `up2` and `output` (the tanh)."""
+    """Named features: `input_pad` (the padded input); `stem_conv`, `stem_norm`, `stem`; per downsampling
+    level i = 1, 2: `down{i}_conv`, `down{i}_norm` and, where it is not the level's last layer,
+    `down{i}_relu`, then `down{i}` (at 1/2 and 1/4 size: the ReLU, or with `antialias` the blur pool
+    after a stride-1 conv, as CUT's generator); `block1`…`block{n_blocks}` (each residual sum), `up1`,
+    `up2` and `output` (the tanh). `antialias_up` upsamples by CUT's blur then a 3×3 conv."""
     use_bias = norm != "batch"  # batch norm's offset makes a conv bias redundant
     inputs = keras.Input((None, None, input_nc))
-    x = _conv(ngf, 7, use_bias=use_bias)(ReflectionPad2D(3, name="input_pad")(inputs))
-    x = _relu(_normalize(x, norm), name="stem")
+    x = _conv(ngf, 7, use_bias=use_bias, name="stem_conv")(ReflectionPad2D(3, name="input_pad")(inputs))
+    x = _relu(_normalize(x, norm, name="stem_norm"), name="stem")
     for i, mult in enumerate((2, 4), 1):
-        x = _conv(ngf * mult, 3, 2, use_bias)(_zero_pad(x))
-        x = _relu(_normalize(x, norm), name=f"down{i}")
+        x = _conv(ngf * mult, 3, 1 if antialias else 2, use_bias, name=f"down{i}_conv")(_zero_pad(x))
+        x = _relu(_normalize(x, norm, name=f"down{i}_norm"), name=f"down{i}_relu" if antialias else f"down{i}")
+        if antialias:
+            x = BlurPool2D(name=f"down{i}")(x)
     for i in range(1, n_blocks + 1):
         x = _resnet_block(x, ngf * 4, norm, use_dropout, name=f"block{i}")
     for i, mult in enumerate((2, 1), 1):
-        x = _upsample(x, ngf * mult, 3, upsample, use_bias)
+        if antialias_up:
+            x = BlurUpsample2D()(x)
+            x = _conv(ngf * mult, 3, use_bias=use_bias)(_zero_pad(x))
+        else:
+            x = _upsample(x, ngf * mult, 3, upsample, use_bias)
         x = _relu(_normalize(x, norm), name=f"up{i}")
     x = _conv(output_nc, 7)(ReflectionPad2D(3)(x))
     outputs = keras.layers.Activation("tanh", dtype="float32", name="output")(x)
     return keras.Model(inputs, outputs, name=name)
+
+
+def official_layer_names(model: keras.Model, antialias: bool) -> list[str]:
+    """The names of a resnet generator's layers at the indices of the official PyTorch `nn.Sequential`
+    (CUT's `--nce_layers 0,4,8,12,16` count those), through its last residual block. A norm that is
+    an identity (`--norm none`) has no layer: its index names the conv before it, whose output it is."""
+    have = set(feature_names(model))
+    names = ["input_pad", "stem_conv", "stem_norm", "stem"]
+    for i in (1, 2):
+        level = [f"down{i}_conv", f"down{i}_norm", f"down{i}_relu", f"down{i}"]
+        names += level if antialias else [level[0], level[1], level[3]]
+    names += [n for n in feature_names(model) if n.startswith("block")]
+    return [n if n in have else names[k - 1] for k, n in enumerate(names)]
 
 
 def _unet_generator(
@@ -315,14 +388,19 @@ def define_G(
     input_nc: int = 3,
     output_nc: int = 3,
     name: str = "G",
+    antialias: bool = False,
+    antialias_up: bool = False,
 ) -> keras.Model:
-    """A generator mapping [N, H, W, input_nc] images to [N, H, W, output_nc] in [-1, 1]."""
+    """A generator mapping [N, H, W, input_nc] images to [N, H, W, output_nc] in [-1, 1]. `antialias`
+    and `antialias_up` (resnet generators only) are CUT's blurred down- and upsampling."""
     _check("netG", netG, GENERATORS)
     _check("norm", norm, NORMS)
     _check("upsample", upsample, UPSAMPLES)
     args = (ngf, norm, upsample, use_dropout, input_nc, output_nc, name)
     if netG in _RESNET_BLOCKS:
-        return _resnet_generator(_RESNET_BLOCKS[netG], *args)
+        return _resnet_generator(_RESNET_BLOCKS[netG], *args, antialias, antialias_up)
+    if antialias or antialias_up:
+        raise ValueError(f"netG {netG!r} has no anti-aliased variant; use a resnet generator.")
     return _unet_generator(_UNET_DOWNS[netG], *args)
 
 
@@ -336,8 +414,11 @@ def define_D(
     norm: str = "instance",
     input_nc: int = 3,
     name: str = "D_Y",
+    antialias: bool = False,
 ) -> keras.Model:
     """A PatchGAN: one real/fake logit per receptive field ("basic" = 70×70, "pixel" = 1×1).
+    With `antialias` (CUT's default) each stride-2 conv becomes a stride-1 conv and a blur pool after
+    its activation; the score map keeps its size.
 
     Named features (pix2pixHD's for feature matching): `layer1`…`layer{n+1}`, each
     LeakyReLU's output (n = n_layers_D, 3 for "basic"; two layers for "pixel"), and
@@ -356,19 +437,37 @@ def define_D(
     n_layers = 3 if netD == "basic" else n_layers_D
     if n_layers < 1:
         raise ValueError(f"n_layers_D must be >= 1, got {n_layers}.")
-    x = _lrelu(_conv(ndf, 4, 2)(_zero_pad(inputs)), name="layer1")  # no norm on the first layer
+    stride = 1 if antialias else 2
+    x = _lrelu(_conv(ndf, 4, stride)(_zero_pad(inputs)), name=None if antialias else "layer1")  # no norm here
+    x = BlurPool2D(name="layer1")(x) if antialias else x
     for n in range(1, n_layers + 1):
-        strides = 2 if n < n_layers else 1  # grows the field to 70×70, not the stride
-        x = _conv(ndf * min(2**n, 8), 4, strides, use_bias)(_zero_pad(x))
-        x = _lrelu(_normalize(x, norm), name=f"layer{n + 1}")
+        last = n == n_layers  # grows the field to 70×70, not the stride
+        x = _conv(ndf * min(2**n, 8), 4, 1 if last else stride, use_bias)(_zero_pad(x))
+        x = _lrelu(_normalize(x, norm), name=None if antialias and not last else f"layer{n + 1}")
+        x = BlurPool2D(name=f"layer{n + 1}")(x) if antialias and not last else x
     outputs = _conv(1, 4, dtype="float32", name="score")(_zero_pad(x))
+    return keras.Model(inputs, outputs, name=name)
+
+
+# --- CUT's patch projection heads ------------------------------------------
+
+
+def define_patch_mlp(channels: Sequence[int], units: int = 256, name: str = "H") -> keras.Model:
+    """CUT's H (the official netF, `mlp_sample`): one two-layer MLP per feature layer, Dense(units) →
+    ReLU → Dense(units), mapping that layer's sampled patches [n, channels[l]] to [n, units]. The inputs
+    and outputs are lists in the order of `channels`; normalising to unit length is the caller's."""
+    inputs = [keras.Input((c,), name=f"{name}_in{i}") for i, c in enumerate(channels)]
+    outputs = []
+    for i, x in enumerate(inputs):
+        x = keras.layers.Dense(units, activation="relu", kernel_initializer=_init(), name=f"mlp{i}_1")(x)
+        outputs.append(keras.layers.Dense(units, kernel_initializer=_init(), dtype="float32", name=f"mlp{i}_2")(x))
     return keras.Model(inputs, outputs, name=name)
 
 
 # --- named features --------------------------------------------------------
 
 # The names define_G and define_D give; Keras' automatic names (conv2d_3, re_lu_7) never match.
-_FEATURE_NAME = re.compile(r"input_pad|stem|output|score|(down|block|up|layer)\d+")
+_FEATURE_NAME = re.compile(r"input_pad|stem(_conv|_norm)?|output|score|(block|up|layer)\d+|down\d+(_conv|_norm|_relu)?")
 
 
 def feature_names(model: keras.Model) -> list[str]:

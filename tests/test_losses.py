@@ -62,3 +62,38 @@ def test_feature_matching_weights_as_pix2pixhd() -> None:
     with tf.GradientTape() as tape:  # real features are targets: no gradient reaches them
         loss = losses.feature_matching([[real_var, tf.zeros([1, 1, 1, 1])]], [[fake[0][0], fake[0][2]]])
     assert tape.gradient(loss, real_var) is None
+
+
+def _official_patch_nce(q: np.ndarray, k: np.ndarray, T: float, batch_dim: int) -> np.ndarray:
+    """CUT's PatchNCELoss.forward written out with loops, on [B·P, C] features: the loss of each patch."""
+    n, c = q.shape
+    qs, ks = q.reshape(batch_dim, -1, c), k.reshape(batch_dim, -1, c)
+    losses_ = []
+    for b in range(batch_dim):
+        for i in range(qs.shape[1]):
+            negatives = [-10.0 if j == i else qs[b, i] @ ks[b, j] for j in range(qs.shape[1])]
+            logits = np.array([qs[b, i] @ ks[b, i], *negatives]) / T
+            losses_.append(np.log(np.exp(logits).sum()) - logits[0])
+    return np.array(losses_)
+
+
+@pytest.mark.parametrize("from_batch", [False, True])
+def test_patch_nce_is_the_official_cross_entropy_with_diagonal_positives(from_batch: bool) -> None:
+    rng = np.random.default_rng(0)
+    q, k = (rng.normal(size=(2, 5, 4)) for _ in range(2))
+    q, k = (a / np.linalg.norm(a, axis=-1, keepdims=True) for a in (q, k))
+    k[0, 3] = q[0, 3]  # a perfect positive: that patch's loss is small, not zero (the other logits count)
+    expected = _official_patch_nce(q.reshape(10, 4), k.reshape(10, 4), 0.07, 1 if from_batch else 2)
+    ours = losses.patch_nce(tf.constant(q, tf.float32), tf.constant(k, tf.float32), 0.07, from_batch)
+    np.testing.assert_allclose(ours, expected.reshape(2, 5).mean(1), rtol=1e-5)
+    hotter = losses.patch_nce(tf.constant(q, tf.float32), tf.constant(k, tf.float32), 1.0, from_batch)
+    np.testing.assert_allclose(hotter, _official_patch_nce(q.reshape(10, 4), k.reshape(10, 4), 1.0,
+                                                           1 if from_batch else 2).reshape(2, 5).mean(1), rtol=1e-5)
+
+
+def test_patch_nce_trains_the_queries_only() -> None:
+    q, k = tf.Variable(tf.random.normal([1, 6, 3])), tf.Variable(tf.random.normal([1, 6, 3]))
+    with tf.GradientTape() as tape:
+        loss = losses.patch_nce(q, k)
+    dq, dk = tape.gradient(loss, [q, k])
+    assert dk is None and float(tf.reduce_sum(tf.abs(dq))) > 0  # the keys are held constant, as detach()

@@ -331,8 +331,11 @@ def _features(model, x):
 def test_resnet_features_have_expected_names_and_shapes():
     g = nets.define_G("resnet_6blocks", ngf=4)
     blocks = {f"block{i}": (1, 8, 12, 16) for i in range(1, 7)}
-    expected = {"input_pad": (1, 38, 54, 3), "stem": (1, 32, 48, 4), "down1": (1, 16, 24, 8), "down2": (1, 8, 12, 16),
-                **blocks, "up1": (1, 16, 24, 8), "up2": (1, 32, 48, 4), "output": (1, 32, 48, 3)}
+    level = {"_conv": 0, "_norm": 0, "": 0}
+    downs = {f"down{i}{k}": (1, 32 >> i, 48 >> i, 4 << i) for i in (1, 2) for k in level}
+    expected = {"input_pad": (1, 38, 54, 3), "stem_conv": (1, 32, 48, 4), "stem_norm": (1, 32, 48, 4),
+                "stem": (1, 32, 48, 4), **downs, **blocks,
+                "up1": (1, 16, 24, 8), "up2": (1, 32, 48, 4), "output": (1, 32, 48, 3)}
     features = _features(g, _images(1, 32, 48))
     assert list(features) == list(expected)  # network order
     assert {name: tuple(f.shape) for name, f in features.items()} == expected
@@ -382,7 +385,8 @@ def test_feature_model_shares_weights_and_ends_in_the_output(netG, size):
 
 def test_unknown_feature_name_lists_the_available_ones():
     g = nets.define_G("resnet_6blocks", ngf=4)
-    with pytest.raises(ValueError, match=r"\['block7'\].*available: input_pad, stem, down1, .*, up2, output\.$"):
+    available = r"available: input_pad, stem_conv, stem_norm, stem, down1_conv, .*, up2, output\.$"
+    with pytest.raises(ValueError, match=r"\['block7'\].*" + available):
         nets.named_features(g, ["stem", "block7"])
 
 
@@ -422,3 +426,76 @@ def test_weight_order_is_the_official_layer_sequence(netG):
     for norm, upsample in (("instance", "transpose"), ("batch", "resize"), ("none", "transpose")):
         g = nets.define_G(netG, ngf=4, norm=norm, upsample=upsample, use_dropout=True)
         assert [tuple(w.shape) for w in g.weights] == _weight_shapes(netG, 4, norm, upsample)
+
+
+# --- CUT's anti-aliased sampling and initialisation -------------------------
+
+
+def _official_downsample(x):
+    """CUT's Downsample written out: reflection pad 1, [1,2,1]⊗[1,2,1]/16 per channel, stride 2."""
+    a = np.array([1.0, 2.0, 1.0]) / 4
+    p = np.pad(x, [(0, 0), (1, 1), (1, 1), (0, 0)], mode="reflect")
+    h, w = (p.shape[1] - 3) // 2 + 1, (p.shape[2] - 3) // 2 + 1
+    out = np.zeros((x.shape[0], h, w, x.shape[3]))
+    for i in range(h):
+        for j in range(w):
+            out[:, i, j] = np.einsum("nabc,a,b->nc", p[:, 2 * i:2 * i + 3, 2 * j:2 * j + 3], a, a)
+    return out
+
+
+def _official_upsample(x):
+    """CUT's Upsample written out: replicate pad 1, transposed conv (stride 2) with [1,3,3,1]⊗[1,3,3,1]
+    normalised ×4, padding 2, then [1:, 1:] and, the filter being even, [:-1, :-1]."""
+    a = np.array([1.0, 3.0, 3.0, 1.0]) / 8
+    k = np.outer(a, a) * 4
+    p = np.pad(x, [(0, 0), (1, 1), (1, 1), (0, 0)], mode="edge")
+    n, h, w, c = p.shape
+    full = np.zeros((n, 2 * (h - 1) + 4, 2 * (w - 1) + 4, c))
+    for i in range(h):
+        for j in range(w):
+            full[:, 2 * i:2 * i + 4, 2 * j:2 * j + 4] += p[:, i, j, None, None, :] * k[None, :, :, None]
+    cropped = full[:, 2:-2, 2:-2][:, 1:, 1:]  # torch's padding=2, then [1:, 1:]
+    return cropped[:, :-1, :-1]
+
+
+@pytest.mark.parametrize("h, w", [(8, 8), (7, 10)])
+def test_blur_pool_is_cuts_downsample(h, w):
+    x = _images(2, h, w, 5)
+    np.testing.assert_allclose(nets.BlurPool2D()(x).numpy(), _official_downsample(x), atol=1e-6)
+
+
+def test_blur_upsample_is_cuts_upsample():
+    x = _images(2, 5, 7, 3)
+    ours = nets.BlurUpsample2D()(x).numpy()
+    np.testing.assert_allclose(ours, _official_upsample(x), atol=1e-6)
+
+
+def test_antialiased_networks_keep_sizes_and_official_layer_indices():
+    g = nets.define_G("resnet_9blocks", ngf=4, antialias=True, antialias_up=True)
+    x = _images(1, 32, 48)
+    assert g(x).shape == (1, 32, 48, 3)
+    official = nets.official_layer_names(g, antialias=True)
+    # CUT's --nce_layers 0,4,8,12,16: padded input, the two stride-1 downsampling convs, blocks 1 and 5.
+    assert [official[i] for i in (0, 4, 8, 12, 16)] == ["input_pad", "down1_conv", "down2_conv", "block1", "block5"]
+    shapes = [tuple(f.shape) for f in nets.named_features(g, [official[i] for i in (0, 4, 8, 12, 16)])(x)]
+    assert shapes == [(1, 38, 54, 3), (1, 32, 48, 8), (1, 16, 24, 16), (1, 8, 12, 16), (1, 8, 12, 16)]
+    plain = nets.define_G("resnet_9blocks", ngf=4)
+    assert [nets.official_layer_names(plain, antialias=False)[i] for i in (0, 4, 7, 8, 16)] == [
+        "input_pad", "down1_conv", "down2_conv", "down2_norm", "block7"]
+    assert g.count_params() == plain.count_params()  # blur and bilinear have no weights; convs keep their shapes
+    d, d_plain = nets.define_D("basic", 4, antialias=True), nets.define_D("basic", 4)
+    assert d(_images(1, 64, 64)).shape == d_plain(_images(1, 64, 64)).shape == (1, 6, 6, 1)
+    assert d.count_params() == d_plain.count_params()
+    with pytest.raises(ValueError, match="no anti-aliased variant"):
+        nets.define_G("unet_128", antialias=True)
+
+
+def test_xavier_initialisation_is_torchs_xavier_normal_with_gain():
+    with nets.initialization("xavier", 0.02):
+        g = nets.define_G("resnet_6blocks", ngf=16)
+    # a 3×3 conv of a residual block: fan_in = fan_out = 9·64
+    conv = [layer for layer in g.layers if isinstance(layer, keras.layers.Conv2D) and layer.kernel.shape[2] == 64][0]
+    np.testing.assert_allclose(np.std(conv.kernel.numpy()), 0.02 * np.sqrt(2 / (9 * 64 + 9 * 64)), rtol=0.05)
+    assert np.abs(conv.kernel.numpy()).max() > 3 * np.std(conv.kernel.numpy())  # untruncated, as torch's
+    assert np.std(nets.define_G("resnet_6blocks", ngf=16).get_layer("stem_conv").kernel.numpy()) == pytest.approx(
+        0.02, rel=0.05)  # and normal(0, 0.02) again outside the context

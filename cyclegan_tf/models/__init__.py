@@ -20,6 +20,8 @@ if TYPE_CHECKING:
 BUILTIN = {
     "cycle_gan": "cyclegan_tf.models.cycle_gan",
     "pix2pix": "cyclegan_tf.models.pix2pix",
+    "cut": "cyclegan_tf.models.cut",
+    "fastcut": "cyclegan_tf.models.cut",
 }
 DEFAULT = "cycle_gan"
 
