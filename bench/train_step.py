@@ -1,7 +1,7 @@
 """Seconds per training step of a model (CycleGAN by default: resnet, 70×70 PatchGAN, pool 50).
 
   python bench/train_step.py --size 256 --steps 10 [--batch_size 1] [--precision fp32|bf16|fp16]
-      [--jit_compile] [--recompute] [--strategy auto] [--model cycle_gan|pix2pix]
+      [--jit_compile] [--recompute] [--strategy auto] [--model cycle_gan|pix2pix|cut|fastcut]
 
 Times the distributed training step alone (inputs are fixed tensors already on the device) after
 two warm-up steps. Prints one JSON line: median/min/max seconds per step, images/s, peak memory

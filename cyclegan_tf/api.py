@@ -21,7 +21,7 @@ import tensorflow as tf
 from PIL import Image
 
 from cyclegan_tf import export as _export
-from cyclegan_tf import loop, runs
+from cyclegan_tf import loop, networks, runs
 from cyclegan_tf.config import TrainConfig
 from cyclegan_tf.errors import UserError
 
@@ -89,7 +89,9 @@ def translate(model: Any, images: Image.Image | np.ndarray) -> Image.Image | np.
 
 
 def _multiple(generator: keras.Model) -> int:
-    """The factor a generator's input sides must divide by: 2 per strided conv (the input is padded to it)."""
+    """The factor a generator's input sides must divide by: 2 per strided conv or blur pool (the input is
+    padded to it)."""
+    downsampling = (keras.layers.Conv2D, networks.BlurPool2D)
     strides = [getattr(layer, "strides", (1, 1))[0] for layer in generator.layers
-               if isinstance(layer, keras.layers.Conv2D) and not isinstance(layer, keras.layers.Conv2DTranspose)]
+               if isinstance(layer, downsampling) and not isinstance(layer, keras.layers.Conv2DTranspose)]
     return int(np.prod(strides))

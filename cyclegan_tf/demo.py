@@ -13,7 +13,9 @@ from __future__ import annotations
 import argparse
 import html
 import json
+import os
 import shutil
+import statistics
 import subprocess
 import sys
 import time
@@ -35,9 +37,25 @@ def prefix(model: str) -> str:
     return "" if model == models.DEFAULT else f"{model}_"
 
 
-def _tool(script: str, *args: str) -> None:
+def _tool(script: str, *args: str) -> float:
+    """Runs a tool as a user does; returns its peak resident memory in MB."""
     print(f"$ python {script} {' '.join(args)}", flush=True)
-    subprocess.run([sys.executable, str(ROOT / script), *args], check=True)
+    child = subprocess.Popen([sys.executable, str(ROOT / script), *args])
+    _, status, usage = os.wait4(child.pid, 0)  # this child's own peak RSS, not the maximum over all children
+    child.returncode = os.waitstatus_to_exitcode(status)
+    if child.returncode:
+        raise subprocess.CalledProcessError(child.returncode, child.args)
+    return usage.ru_maxrss / 1024
+
+
+def _seconds_per_step(run: Path) -> float:
+    """The median of the run's logged training speed (start-up and tracing excluded)."""
+    import tensorflow as tf
+
+    rates = [float(tf.make_ndarray(v.tensor)) for f in sorted(run.glob("events.out.tfevents.*"))
+             for e in tf.compat.v1.train.summary_iterator(str(f)) for v in e.summary.value
+             if v.tag == "perf/steps_per_sec"]
+    return 1.0 / statistics.median(rates) if rates else float("nan")
 
 
 def _train_args(plan: dict, seed: int) -> list[str]:
@@ -49,8 +67,13 @@ def _train_args(plan: dict, seed: int) -> list[str]:
 DIRECTIONS = (("photo2labels", "BtoA", "testB"), ("labels2photo", "AtoB", "testA"))  # name, pair direction, inputs
 
 
+COSTS: dict[str, list[dict]] = {}  # model → the cost of each of its training runs
+
+
 def _train_export_translate(out: Path, data: Path, run: Path, train: list[str], exports: dict) -> None:
-    _tool("train.py", *train, f"--checkpoint_dir={run}")
+    peak = _tool("train.py", *train, f"--checkpoint_dir={run}")
+    model = next(a.removeprefix("--model=") for a in train if a.startswith("--model="))
+    COSTS.setdefault(model, []).append({"seconds_per_step": _seconds_per_step(run), "peak_memory_mb": peak})
     _tool("export_graph.py", f"--checkpoint_dir={run}", *(f"--{d}_model={n}" for d, n in exports.items()),
           f"--export_dir={out / 'pretrained'}")
     for export_name in filter(None, exports.values()):
@@ -97,6 +120,7 @@ def run_demo(out: Path, plan: dict, seed: int = 0, model_names: tuple[str, ...] 
     data, results = out / "shapescapes", out / "results"  # `data` is unpaired; its test split is paired
     if out.exists():
         shutil.rmtree(out)
+    COSTS.clear()
     counts = shapescapes.generate(data, plan["size"], plan["train"], plan["test"], seed)
     print(f"ShapeScapes {plan['size']} px: {counts}")
     for model in model_names:
@@ -110,6 +134,8 @@ def run_demo(out: Path, plan: dict, seed: int = 0, model_names: tuple[str, ...] 
         scores[f"{name}_identity"] = evaluate.evaluate(data / inputs, **kw)
         columns = {m: scores[prefix(m) + name] for m in model_names} | {"identity": scores[f"{name}_identity"]}
         print(evaluate.comparison(columns, name))
+    scores["cost"] = {m: {k: round(statistics.mean(c[k] for c in COSTS.get(m, [])), 4)
+                          for k in ("seconds_per_step", "peak_memory_mb")} for m in model_names}
     scores |= {"plan": plan, "models": list(model_names), "seconds": round(time.time() - start)}
     atomic.write_text(out / "scores.json", json.dumps(scores, indent=2) + "\n")
     _page(out, scores, model_names)
@@ -134,6 +160,17 @@ def _page(out: Path, scores: dict, model_names: tuple[str, ...]) -> None:
         return head + "".join("<tr><td>" + k + "</td>" + "".join(f"<td>{c[k]:.4f}</td>" for c in cols) + "</tr>"
                               for k in keys if k in cols[0])
 
+    def how(m: str) -> str:
+        cls = models.get(m)
+        if cls.paired:
+            return "trained on pairs (its upper bound), one run per direction"
+        if {"XtoY", "YtoX"} <= set(cls.exports):
+            return "unpaired, one run learns both directions"
+        return "unpaired and one-sided: each direction is a run of its own"
+
+    cost = "".join(f"<tr><td>{m}</td><td>{html.escape(how(m))}</td>"
+                   f"<td>{scores['cost'][m]['seconds_per_step']:.4f}</td>"
+                   f"<td>{scores['cost'][m]['peak_memory_mb']:.0f}</td></tr>" for m in model_names)
     page = f"""<!DOCTYPE html><html><head><meta charset="utf-8"><title>cyclegan_tf demo</title>
 <style>body{{font-family:sans-serif}} img{{width:128px;image-rendering:pixelated}} td,th{{padding:3px 8px}}</style>
 </head><body><h1>cyclegan_tf demo: ShapeScapes labels ↔ photo</h1>
@@ -142,8 +179,10 @@ TensorBoard: <code>tensorboard --logdir {html.escape(str(out))}</code></p>
 <h2>photo → labels, FCN-score protocol (higher is better)</h2>
 <table>{score_table('photo2labels', ('pixel_accuracy', 'class_accuracy', 'class_iou'))}</table>
 <h2>labels → photo</h2><table>{score_table('labels2photo', ('kid', 'fid', 'ssim', 'psnr'))}</table>
-<p>KID/FID against the real training photos (lower is better; n = {scores['labels2photo_identity'].get('n_generated')}).
-CycleGAN trains on unpaired images; pix2pix on pairs (its upper bound).</p>
+<p>KID/FID against the real training photos (lower is better;
+n = {scores['labels2photo_identity'].get('n_generated')}).</p>
+<h2>Training, same steps for every model</h2><table><tr><th>model</th><th>data</th><th>s/step (median)</th>
+<th>peak memory (MB, RSS)</th></tr>{cost}</table>
 <h2>photo → labels</h2><table>{gallery('photo2labels', 'testB', 'testA')}</table>
 <h2>labels → photo</h2><table>{gallery('labels2photo', 'testA', 'testB')}</table>
 </body></html>

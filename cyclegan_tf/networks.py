@@ -104,6 +104,8 @@ class BlurPool2D(keras.layers.Layer):
     """Anti-aliased 2× downsampling (Zhang 2019) as CUT's `Downsample`: reflection pad 1, then the
     normalised [1, 2, 1] ⊗ [1, 2, 1] filter per channel at stride 2."""
 
+    strides = (2, 2)
+
     def call(self, x):
         a = tf.constant([1.0, 2.0, 1.0]) / 4.0
         kernel = tf.tile(tf.reshape(a[:, None] * a[None, :], [3, 3, 1, 1]), [1, 1, x.shape[-1], 1])

@@ -36,3 +36,12 @@ def test_train_returns_the_run_folder(tmp_path: Path, monkeypatch) -> None:
     assert set(api.load_generators(run)) == {"G", "F"}
     with pytest.raises(UserError, match="not an option of --model=cycle_gan"):
         api.train(X="X.tfrecords", Y="Y.tfrecords", nce_T=0.07)
+
+
+def test_translate_any_size_with_an_anti_aliased_generator() -> None:
+    """CUT's G downsamples by blur pools, not strided convs: the padding must still reach a multiple of 4."""
+    from cyclegan_tf import networks
+
+    G = networks.define_G("resnet_6blocks", ngf=4, antialias=True, antialias_up=True)
+    photo = np.random.default_rng(0).integers(0, 256, (33, 45, 3), dtype=np.uint8)
+    assert api.translate(G, photo).shape == (33, 45, 3)

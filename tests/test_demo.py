@@ -23,6 +23,11 @@ def test_reduced_demo(tmp_path: Path) -> None:
     for img in page.split("src='")[1:]:
         assert (tmp_path / "demo" / img.split("'")[0]).exists()
     assert "demo finished" in r.stdout
+    # each model's training cost, from its own runs: the logged speed and the train.py process's peak RSS
+    for m in ("cycle_gan", "pix2pix"):
+        cost = scores["cost"][m]
+        assert 0 < cost["seconds_per_step"] < 60 and 300 < cost["peak_memory_mb"] < 20000, cost
+        assert f"<td>{m}</td>" in page
     # bf16 training with another seed on the same data (how docs/benchmarks.md compares precisions)
     assert scores["plan"]["precision"] == "bf16" and scores["plan"]["train_seed"] == 3
     trains = [line for line in r.stdout.splitlines() if line.startswith("$ python") and "train.py" in line]

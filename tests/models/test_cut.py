@@ -106,6 +106,14 @@ def test_resume_equals_an_uninterrupted_run(records: dict, tmp_path: Path) -> No
         np.testing.assert_array_equal(a[k], b[k], err_msg=k)
 
 
+def test_two_replicas_in_bf16_with_recompute(records: dict, tmp_path: Path) -> None:
+    cfg = TrainConfig(model="fastcut", **records, **{k: v for k, v in TINY.items() if k != "num_patches"},
+                      extra={"num_patches": 16}, checkpoint_dir=str(tmp_path / "run"), batch_size=2,
+                      strategy="mirrored", precision="bf16", recompute=True, max_steps=2, log_every=1)
+    assert train(cfg) == 0
+    assert (tmp_path / "run" / "ckpt-2.index").exists()
+
+
 def run_tool(script: str, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, str(ROOT / script), *args], capture_output=True, text=True)
 
