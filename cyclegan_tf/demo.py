@@ -100,6 +100,10 @@ def _train_model(out: Path, data: Path, plan: dict, seed: int, model: str) -> No
                                     [*args, f"--X={out / 'pairs.tfrecords'}", f"--direction={direction}",
                                      f"--netG={net}"], {"XtoY": p + name, "YtoX": ""})
         return
+    # every unpaired model with CycleGAN's generator for this size (CUT's default is always 9 blocks)
+    from cyclegan_tf.networks import default_netG  # here: loading Keras is not for --help
+
+    args.append(f"--netG={default_netG(plan['size'])}")
     labels, photos = out / "labels.tfrecords", out / "photos.tfrecords"
     if not labels.exists():
         _tool("build_data.py", f"--X_input_dir={data / 'trainA'}", f"--Y_input_dir={data / 'trainB'}",

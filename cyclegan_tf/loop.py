@@ -7,6 +7,7 @@ checkpoints from runs.py.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import signal
 import sys
@@ -22,7 +23,7 @@ from cyclegan_tf import data, records
 from cyclegan_tf.config import TrainConfig
 from cyclegan_tf.distribute import is_chief, make_strategy
 from cyclegan_tf.errors import UserError
-from cyclegan_tf.models.base import Model
+from cyclegan_tf.models.base import Model, schedule_steps
 from cyclegan_tf.runs import Checkpointer, lock, prepare
 
 
@@ -96,27 +97,41 @@ def _preprocess(cfg: TrainConfig) -> data.Preprocess:
     return data.Preprocess(cfg.preprocess, cfg.load_size, cfg.image_size, not cfg.no_flip)
 
 
-def open_data(cfg: TrainConfig, paired: bool) -> tuple[Callable[[int], tf.data.Dataset], int, str]:
-    """A function giving the input stream from a step on, the steps per epoch and a description."""
+def open_data(cfg: TrainConfig, paired: bool,
+              resize_when_decaying: bool = False) -> tuple[Callable[[int], tf.data.Dataset], int, str]:
+    """A function giving the input stream from a step on, the steps per epoch and a description. With
+    `resize_when_decaying`, images of the decay steps are loaded at the crop size (the crop no longer zooms)."""
     preprocess = _preprocess(cfg)
     x_files = records.resolve_files(cfg.X)
     records.check_schema(x_files, paired)
     x_count = records.count_records(x_files)
     if paired:
-        def pairs(start_step: int) -> tf.data.Dataset:
-            return data.paired_dataset(x_files, x_count, batch_size=cfg.batch_size, cfg=preprocess, seed=cfg.seed,
+        def stream(start_step: int, pre: data.Preprocess) -> tf.data.Dataset:
+            return data.paired_dataset(x_files, x_count, batch_size=cfg.batch_size, cfg=pre, seed=cfg.seed,
                                        start_step=start_step, swap=cfg.direction == "BtoA")
 
-        return pairs, data.steps_per_epoch(x_count, x_count, cfg.batch_size), f"{x_count} pairs ({cfg.direction})"
-    y_files = records.resolve_files(cfg.Y)
-    records.check_schema(y_files)
-    y_count = records.count_records(y_files)
+        steps, sizes = data.steps_per_epoch(x_count, x_count, cfg.batch_size), f"{x_count} pairs ({cfg.direction})"
+    else:
+        y_files = records.resolve_files(cfg.Y)
+        records.check_schema(y_files)
+        y_count = records.count_records(y_files)
 
-    def unpaired(start_step: int) -> tf.data.Dataset:
-        return data.unpaired_dataset(x_files, x_count, y_files, y_count, batch_size=cfg.batch_size, cfg=preprocess,
-                                     seed=cfg.seed, start_step=start_step)
+        def stream(start_step: int, pre: data.Preprocess) -> tf.data.Dataset:
+            return data.unpaired_dataset(x_files, x_count, y_files, y_count, batch_size=cfg.batch_size, cfg=pre,
+                                         seed=cfg.seed, start_step=start_step)
 
-    return unpaired, data.steps_per_epoch(x_count, y_count, cfg.batch_size), f"|X| = {x_count}, |Y| = {y_count}"
+        steps, sizes = data.steps_per_epoch(x_count, y_count, cfg.batch_size), f"|X| = {x_count}, |Y| = {y_count}"
+    if not resize_when_decaying:
+        return lambda start_step: stream(start_step, preprocess), steps, sizes
+    resize_from = schedule_steps(cfg, steps)[0]
+    at_crop = dataclasses.replace(preprocess, load_size=preprocess.crop_size)
+
+    def phases(start_step: int) -> tf.data.Dataset:
+        if start_step >= resize_from:
+            return stream(start_step, at_crop)
+        return stream(start_step, preprocess).take(resize_from - start_step).concatenate(stream(resize_from, at_crop))
+
+    return phases, steps, sizes
 
 
 @contextlib.contextmanager
@@ -145,7 +160,7 @@ def _train(cfg: TrainConfig, folder: Path, model_cls: type[Model]) -> int:
     if cfg.batch_size % strategy.num_replicas_in_sync:
         raise UserError(f"--batch_size={cfg.batch_size} must be a multiple of the "
                         f"{strategy.num_replicas_in_sync} replicas")
-    dataset, steps_per_epoch, sizes = open_data(cfg, model_cls.paired)
+    dataset, steps_per_epoch, sizes = open_data(cfg, model_cls.paired, model_cls.resize_when_decaying)
     with strategy.scope():
         model = model_cls(cfg, steps_per_epoch, cfg.batch_size)
     chief = cfg.strategy != "multi_worker" or is_chief()

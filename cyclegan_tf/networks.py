@@ -255,7 +255,7 @@ def _normalize(x, norm, name=None):
         return BatchNorm(
             momentum=0.9,
             epsilon=1e-5,
-            gamma_initializer=keras.initializers.RandomNormal(1.0, 0.02),
+            gamma_initializer=keras.initializers.RandomNormal(1.0, _initialization[1]),
             name=name,
         )(x)
     return x

@@ -111,6 +111,27 @@ def texture_records(folder: Path, n: int) -> dict[str, str]:
     return {d: str(folder / f"{d}.tfrecords") for d in ("X", "Y")}
 
 
+def scene_records(folder: Path, size: int = 32) -> dict[str, str]:
+    """The learning tests' unpaired data: X = 64 textured scenes, Y = label maps of 64 other scenes."""
+    from cyclegan_tf import build, synthetic
+
+    _, photos = synthetic.scenes(64, size, seed=1)
+    labels, _ = synthetic.scenes(64, size, seed=2)
+    synthetic.write_folder(photos, folder / "X", fmt="png")
+    synthetic.write_folder(labels, folder / "Y", fmt="png")
+    for d in ("X", "Y"):
+        build.build_folder(d, str(folder / d), str(folder / f"{d}.tfrecords"))
+    return {d: str(folder / f"{d}.tfrecords") for d in ("X", "Y")}
+
+
+def photo_to_labels_error(G, size: int = 32) -> tuple[float, float]:
+    """Mean |G(x) − true label map| on 32 held-out scenes, and the identity mapping's."""
+    from cyclegan_tf import synthetic
+
+    truth, x = (a.astype(np.float32) / 127.5 - 1 for a in synthetic.scenes(32, size, seed=3))
+    return float(np.abs(G(x, training=False).numpy() - truth).mean()), float(np.abs(x - truth).mean())
+
+
 @pytest.fixture(scope="session")
 def trained_run(tmp_path_factory) -> Path:
     """A tiny CycleGAN run folder (32 px, ngf 4, 3 steps): real checkpoints for export and inference."""

@@ -120,3 +120,25 @@ def test_images_of_varying_size_train_without_a_crop(tmp_path: Path) -> None:
                       checkpoint_dir=str(tmp_path / "run"), **{**TINY, "pool_size": 0}, preprocess="none", max_steps=5)
     assert train(cfg) == 0
     assert tf.train.latest_checkpoint(str(tmp_path / "run")).endswith("ckpt-5")
+
+
+def test_decay_steps_load_images_at_the_crop_size_where_a_model_asks(records: dict, tmp_path: Path) -> None:
+    """CUT's official data: from the first decay step on, an image is resized to the crop size and not
+    cropped (no zoom); before it, cropped from the load size. X is 6 textures of 40 px."""
+    from cyclegan_tf import data, loop
+
+    cfg = config(records, tmp_path, max_steps=8, epochs=1, epochs_decay=1, no_flip=True)  # 4 + 4 steps
+    stream, steps, _ = loop.open_data(cfg, paired=False, resize_when_decaying=True)
+    whole = [tf.image.resize(tf.cast(data.decode(r), tf.float32), [32, 32], "bicubic", antialias=True) / 127.5 - 1
+             for r in tf.data.TFRecordDataset(records["X"])]
+
+    def is_whole(x: tf.Tensor) -> bool:
+        return min(float(tf.reduce_max(tf.abs(x[0] - w))) for w in whole) < 1e-4
+
+    xs = [x for x, _ in stream(0).take(8)]
+    assert [is_whole(x) for x in xs] == [False] * 4 + [True] * 4
+    resumed = [x for x, _ in stream(6).take(2)]  # a run resumed in the decay phase reads the same images
+    for a, b in zip(resumed, xs[6:]):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    plain = [x for x, _ in loop.open_data(cfg, paired=False)[0](0).take(8)]
+    assert not any(is_whole(x) for x in plain)

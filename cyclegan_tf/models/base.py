@@ -9,6 +9,8 @@ A model is a tf.Module holding everything its checkpoint needs. A subclass decla
   optimizers  optimiser name → the networks it updates, in order (the order is the checkpoint's)
   exports     direction (XtoY, YtoX) → the generator export_graph.py writes for it
   loss_names  the losses its step returns, logged as loss/NAME
+  resize_when_decaying  the decay epochs train on images resized to the crop size, without the random
+              crop's zoom (CUT's official `is_finetuning`); False: one preprocessing throughout
 and implements `define_networks` (name → builder), `replica_step`, `previews`, and where needed
 `validate` and `state` (more checkpointed state, e.g. image pools). The checkpoint is then built here,
 once: networks, optimisers, state, the step counter and the generators' dropout random state.
@@ -64,6 +66,7 @@ class Model(tf.Module):
     optimizers: ClassVar[dict[str, tuple[str, ...]]] = {}
     exports: ClassVar[dict[str, str]] = {}
     loss_names: ClassVar[tuple[str, ...]] = ()
+    resize_when_decaying: ClassVar[bool] = False
 
     # --- declarations, read before a model is built ------------------------------------------------
 

@@ -54,7 +54,8 @@ def _sample(feature: tf.Tensor, count: int, seed: tf.Tensor, ids: tf.Tensor | No
 @register
 class CUT(Model):
     name = "cut"
-    defaults = dict(pool_size=0, epochs=200, epochs_decay=200, use_dropout=False)
+    defaults = dict(netG="resnet_9blocks", pool_size=0, epochs=200, epochs_decay=200, use_dropout=False)
+    resize_when_decaying = True  # the official unaligned_dataset's is_finetuning
     options = (
         Option("lambda_GAN", 1.0, "CUT/FastCUT: weight of the adversarial loss GAN(G(x))."),
         Option("lambda_NCE", 1.0, "CUT/FastCUT: weight of the PatchNCE loss NCE(G(x), x) (FastCUT: 10)."),
@@ -187,7 +188,8 @@ class CUT(Model):
         variables = self.variables_of(self.optimizers["opt_G"])
         grads = tape.gradient(total, variables)  # H has none without the NCE loss (--lambda_NCE 0)
         self.opt_G.apply_gradients([(g, v) for g, v in zip(grads, variables) if g is not None])
-        loss.setdefault("NCE", tf.constant(0.0))
+        for name in ("NCE", "NCE_Y") if c.nce_idt else ("NCE",):
+            loss.setdefault(name, tf.constant(0.0))  # --lambda_NCE 0: not computed, logged as 0
         return {**loss, **d_loss}
 
     def translate(self, x: tf.Tensor) -> tf.Tensor:
