@@ -129,8 +129,8 @@ def test_decay_steps_load_images_at_the_crop_size_where_a_model_asks(records: di
 
     cfg = config(records, tmp_path, max_steps=8, epochs=1, epochs_decay=1, no_flip=True)  # 4 + 4 steps
     stream, steps, _ = loop.open_data(cfg, paired=False, resize_when_decaying=True)
-    whole = [tf.image.resize(tf.cast(data.decode(r), tf.float32), [32, 32], "bicubic", antialias=True) / 127.5 - 1
-             for r in tf.data.TFRecordDataset(records["X"])]
+    whole = [data.to_unit_range(tf.image.resize(tf.cast(data.decode(r), tf.float32), [32, 32], "bicubic",
+                                                antialias=True)) for r in tf.data.TFRecordDataset(records["X"])]
 
     def is_whole(x: tf.Tensor) -> bool:
         return min(float(tf.reduce_max(tf.abs(x[0] - w))) for w in whole) < 1e-4
