@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cksum < pyproject.toml | cut -d' ' -f1)
 DEMO := runs/demo
 
-.PHONY: test test-faults lint demo bench tensorboard clean
+.PHONY: test test-faults test-slow lint demo bench tensorboard clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -22,6 +22,10 @@ test: $(STAMP)
 # Every fault-injection case (kills at several moments, full disks, damaged files); `make test` runs a subset.
 test-faults: $(STAMP)
 	$(PY) -m pytest -q -n auto --dist loadfile --durations=10 tests/faults  # one file per worker: its fixtures built once
+
+# The learning tests too long for `make test` (CUT's): each trains a few hundred steps.
+test-slow: $(STAMP)
+	$(PY) -m pytest -q -n auto --durations=10 -m slow --ignore=tests/faults
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -174,6 +174,7 @@ def test_a_name_that_is_not_utf8(model: Path, tmp_path: Path) -> None:
     assert links == [b"inputs/" + name, name] and all(os.path.exists(os.path.join(out, u)) for u in links)
 
 
+@pytest.mark.slow  # the interrupt races a short write: under load it can come too late
 def test_ctrl_c_leaves_whole_outputs_only(model: Path, tmp_path: Path) -> None:
     src = tmp_path / "in"
     src.mkdir()
