@@ -7,6 +7,7 @@ discards each image's mean colour, which such a transform is mostly about.)
 """
 from pathlib import Path
 
+import pytest
 from conftest import photo_to_labels_error, scene_records
 
 from cyclegan_tf.config import TrainConfig
@@ -14,6 +15,7 @@ from cyclegan_tf.loop import train
 from cyclegan_tf.runs import restore_generators
 
 
+@pytest.mark.slow  # 250 steps, about 2 min on 2 cores: make test-slow (pix2pix's learning test stays in make test)
 def test_learns_photo_to_labels(tmp_path: Path) -> None:
     size = 32
     cfg = TrainConfig(**scene_records(tmp_path, size), checkpoint_dir=str(tmp_path / "run"), image_size=size,

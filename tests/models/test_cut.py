@@ -10,6 +10,7 @@ from conftest import photo_to_labels_error, scene_records, texture_records
 
 from cyclegan_tf import export, models
 from cyclegan_tf.config import TrainConfig
+from cyclegan_tf.distribute import make_strategy
 from cyclegan_tf.errors import UserError
 from cyclegan_tf.loop import train
 from cyclegan_tf.models.cut import CUT, FastCUT
@@ -65,7 +66,8 @@ def test_nce_layers_are_the_official_indices_or_names() -> None:
                                                         "recompute": True})])
 def test_a_step_trains_G_H_and_D(name: str, options: dict) -> None:
     """The defaults on one device; the other switches on two replicas (conftest's logical CPUs) in bf16."""
-    strategy = tf.distribute.MirroredStrategy() if options.get("strategy") else tf.distribute.get_strategy()
+    # train.py's strategy (its CPU reduction; a bare MirroredStrategy's collectives clash with other tests')
+    strategy = make_strategy("mirrored", 2) if options.get("strategy") else tf.distribute.get_strategy()
     with strategy.scope():
         model = models.get(name)(configured(name, **options), steps_per_epoch=10, global_batch=2)
     nets = [model.G, model.H, model.D_Y]
