@@ -136,12 +136,10 @@ class CUT(Model):
     def _features(self, images: tf.Tensor) -> list[tf.Tensor]:
         return tf.nest.flatten(self.encoder(images, training=True))
 
-    def nce(self, source: tf.Tensor, output: tf.Tensor, flipped: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
-        """λ_NCE × PatchNCE between `output` = G(source) and `source`, averaged over the layers. Under
-        flip equivariance `output` came from the flipped source, so its features are flipped back."""
+    def nce(self, keys: list[tf.Tensor], queries: list[tf.Tensor], seed: tf.Tensor) -> tf.Tensor:
+        """λ_NCE × PatchNCE between G's features of outputs (`queries`) and of their inputs (`keys`, held
+        constant), averaged over the layers."""
         c = self.cfg
-        queries = [tf.where(flipped, tf.reverse(f, [2]), f) for f in self._features(output)]
-        keys = [tf.stop_gradient(f) for f in self._features(source)]
         seeds = tf.random.experimental.stateless_split(seed, len(self.nce_layers))
         sampled_k, sampled_q = [], []
         for i, (k, q) in enumerate(zip(keys, queries)):
@@ -160,14 +158,17 @@ class CUT(Model):
         out = [tf.reshape(tf.cast(o, tf.float32), [tf.shape(p)[0], -1, o.shape[-1]]) for o, p in zip(out, patches)]
         return [o / (tf.norm(o, axis=-1, keepdims=True) + 1e-7) for o in out]
 
-    def _generator_loss(self, x, y, fake, identity, flipped, seed) -> dict[str, tf.Tensor]:
+    def _generator_loss(self, out, keys, batch, flipped, seed) -> dict[str, tf.Tensor]:
+        """GAN(G(x)) and, on one encoder pass over all outputs G(x) ‖ G(y) (flipped back under flip
+        equivariance), NCE against x's keys and NCE_Y against y's."""
         c = self.cfg
         seeds = tf.random.experimental.stateless_split(seed, 2)
-        loss = {"G_GAN": c.lambda_GAN * self.gan(self.D_Y(fake, training=True), True)}
+        loss = {"G_GAN": c.lambda_GAN * self.gan(self.D_Y(out[:batch], training=True), True)}
         if c.lambda_NCE > 0:
-            loss["NCE"] = self.nce(x, fake, flipped, seeds[0])
-        if c.nce_idt and c.lambda_NCE > 0:
-            loss["NCE_Y"] = self.nce(y, identity, flipped, seeds[1])
+            queries = [tf.where(flipped, tf.reverse(f, [2]), f) for f in self._features(out)]
+            loss["NCE"] = self.nce([k[:batch] for k in keys], [q[:batch] for q in queries], seeds[0])
+            if c.nce_idt:
+                loss["NCE_Y"] = self.nce([k[batch:] for k in keys], [q[batch:] for q in queries], seeds[1])
         return loss
 
     def replica_step(self, x: tf.Tensor, y: tf.Tensor, step: tf.Tensor) -> dict[str, tf.Tensor]:
@@ -175,14 +176,14 @@ class CUT(Model):
         seeds = tf.random.experimental.stateless_split(self.replica_seed(step), 3)
         flipped = tf.logical_and(c.flip_equivariance, tf.random.stateless_uniform([], seeds[0]) < 0.5)
         real = tf.concat([x, y], 0) if c.nce_idt else x  # one forward pass for G(x) and G(y), as the official
-        real = tf.where(flipped, tf.reverse(real, [2]), real)
+        batch = tf.shape(x)[0]
         with tf.GradientTape() as tape:
-            out = self._forward(real)
-            fake, identity = out[:tf.shape(x)[0]], out[tf.shape(x)[0]:]
-            with tape.stop_recording():
-                grads, d_loss = self._d_grads(y, tf.stop_gradient(fake), seeds[1])
+            out = self._forward(tf.where(flipped, tf.reverse(real, [2]), real))
+            with tape.stop_recording():  # D's update and the keys need no record on G's tape
+                grads, d_loss = self._d_grads(y, tf.stop_gradient(out[:batch]), seeds[1])
                 self.opt_D.apply_gradients(zip(grads, self.D_Y.trainable_variables))
-            loss = self._g_loss(x, y, fake, identity, flipped, seeds[2])
+                keys = [tf.stop_gradient(f) for f in self._features(real)] if c.lambda_NCE > 0 else []
+            loss = self._g_loss(out, keys, batch, flipped, seeds[2])
             nce = (loss.get("NCE", 0.0) + loss["NCE_Y"]) / 2 if "NCE_Y" in loss else loss.get("NCE", 0.0)
             total = self.opt_G.scale_loss(loss["G_GAN"] + nce)
         variables = self.variables_of(self.optimizers["opt_G"])
