@@ -18,8 +18,8 @@ from cyclegan_tf.errors import UserError
 
 # Changing these on resume would not fit the saved weights (image_size and pool_size: the pools' shape;
 # precision: fp16 adds loss-scale state to the optimisers).
-ARCHITECTURE = ("model", "netG", "netD", "ngf", "ndf", "n_layers_D", "norm", "upsample", "use_dropout", "image_size",
-                "pool_size", "direction", "precision")
+ARCHITECTURE = ("model", "netG", "netD", "num_D", "ngf", "ndf", "n_layers_D", "norm", "upsample", "use_dropout",
+                "image_size", "pool_size", "direction", "precision")
 
 
 def _f(default, help: str, choices: tuple | None = None):  # noqa: A002 - mirrors absl's name
@@ -39,9 +39,11 @@ class TrainConfig:
     load_model: str = _f("", "Resume this run (a folder, or a run name under checkpoints/).")
     # Networks
     netG: str = _f("", "resnet_9blocks | resnet_6blocks | unet_256 | unet_128 (default: 9 blocks above "
-                   "128 px, 6 at 128 and below).", ("", *options.GENERATORS))
-    netD: str = _f("basic", "basic (70×70 PatchGAN) | n_layers | pixel.", options.DISCRIMINATORS)
-    n_layers_D: int = _f(3, "Layers of the n_layers discriminator.")
+                   "128 px, 6 at 128 and below) | global | local (pix2pixHD's).", ("", *options.GENERATORS))
+    netD: str = _f("basic", "basic (70×70 PatchGAN) | n_layers | pixel | multiscale (pix2pixHD's: --num_D "
+                   "PatchGANs of --n_layers_D layers at 1, 1/2, 1/4… size).", options.DISCRIMINATORS)
+    num_D: int = _f(2, "Scales of the multiscale discriminator.")
+    n_layers_D: int = _f(3, "Layers of the n_layers and multiscale discriminators.")
     ngf: int = _f(64, "Generator filters in the first conv layer.")
     ndf: int = _f(64, "Discriminator filters in the first conv layer.")
     norm: str = _f("instance", "instance | batch | none.", options.NORMS)
@@ -57,6 +59,8 @@ class TrainConfig:
     lambda_identity: float = _f(0.5, "Identity loss weight, times lambda1/lambda2; 0 skips its forward passes.")
     lambda_gp: float = _f(10.0, "Gradient penalty weight (wgangp).")
     lambda_L1: float = _f(100.0, "pix2pix: weight of the L1 distance between output and target.")
+    lambda_feat: float = _f(0.0, "Weight of the discriminator feature-matching loss (pix2pixHD's; 0: off). Paired "
+                            "models match features per location, unpaired ones their spatial means.")
     pool_size: int = _f(50, "Past fakes kept per domain for the discriminators; 0 disables the pool.")
     # Optimisation
     learning_rate: float = _f(2e-4, "Adam learning rate.")
@@ -125,8 +129,13 @@ class TrainConfig:
                      "keep_checkpoints"):
             _at_least(name, getattr(self, name), 1)
         for name in ("pool_size", "epochs", "epochs_decay", "max_steps", "load_size", "lambda1", "lambda2",
-                     "lambda_identity", "lambda_gp", "lambda_L1"):
+                     "lambda_identity", "lambda_gp", "lambda_L1", "lambda_feat"):
             _at_least(name, getattr(self, name), 0)
+        if not 1 <= self.num_D <= 5:
+            raise UserError(f"--num_D={self.num_D}: must be between 1 and 5")
+        if self.netD == "multiscale" and self.image_size < 2 ** (self.num_D + self.n_layers_D - 1):
+            raise UserError(f"--num_D={self.num_D} with --n_layers_D={self.n_layers_D} needs images of at least "
+                            f"{2 ** (self.num_D + self.n_layers_D - 1)} px (--image_size={self.image_size})")
         if not 1 <= self.n_layers_D <= options.MAX_LAYERS_D:
             raise UserError(f"--n_layers_D={self.n_layers_D}: must be between 1 and {options.MAX_LAYERS_D}")
         if self.netD == "n_layers" and self.image_size < 3 * 2 ** self.n_layers_D:

@@ -26,6 +26,8 @@ class Preprocess:
     load_size: int = 286
     crop_size: int = 256
     flip: bool = True
+    multiple: int = 4  # scale_width and none round sides to multiples of this (what the generator needs)
+    labels: bool = False  # a pair's input is a label map: resized nearest-neighbour, never interpolated
 
     def __post_init__(self) -> None:
         if self.mode not in PREPROCESS_MODES:
@@ -45,21 +47,32 @@ def decode(serialized: tf.Tensor, prefix: str = PREFIX_A) -> tf.Tensor:
     return img
 
 
-def _resize(img: tf.Tensor, h: tf.Tensor, w: tf.Tensor) -> tf.Tensor:
+def _resize_channels(img: tf.Tensor, h: tf.Tensor, w: tf.Tensor, nearest: int = 0) -> tf.Tensor:
+    """`img` at h × w; its first `nearest` channels (a label map) by nearest neighbour, the rest bicubic."""
     # Shrinking large photos needs antialiasing (PIL's bicubic, used by the official code, has it);
     # enlarging does not, and the plain kernel is faster (docs/benchmarks.md).
     size = tf.stack([h, w])
     shrink = tf.reduce_any(size < tf.shape(img)[:2])
-    return tf.cond(shrink, lambda: tf.image.resize(img, size, method="bicubic", antialias=True),
-                   lambda: tf.image.resize(img, size, method="bicubic"))
+    rest = img[..., nearest:] if nearest else img
+    rest = tf.cond(shrink, lambda: tf.image.resize(rest, size, method="bicubic", antialias=True),
+                   lambda: tf.image.resize(rest, size, method="bicubic"))
+    if not nearest:
+        return rest
+    return tf.concat([tf.image.resize(img[..., :nearest], size, method="nearest"), rest], axis=-1)
 
 
-def _round4(n: tf.Tensor) -> tf.Tensor:
-    return tf.maximum(4, tf.cast(tf.round(tf.cast(n, tf.float32) / 4.0), tf.int32) * 4)
+def _round_to(n: tf.Tensor, multiple: int) -> tf.Tensor:
+    return tf.maximum(multiple, tf.cast(tf.round(tf.cast(n, tf.float32) / multiple), tf.int32) * multiple)
 
 
 def augment(img: tf.Tensor, seed: tf.Tensor, cfg: Preprocess) -> tf.Tensor:
-    """Resize/crop/flip one float image [H, W, C] (C may stack a pair) as the official code does."""
+    """Resize/crop/flip one float image [H, W, C] (C may stack a pair, input first) as the official code
+    does."""
+    nearest = 3 if cfg.labels else 0
+
+    def _resize(img, h, w):
+        return _resize_channels(img, h, w, nearest)
+
     shape = tf.shape(img)
     h, w = shape[0], shape[1]
     crop = cfg.crop_size
@@ -78,9 +91,9 @@ def augment(img: tf.Tensor, seed: tf.Tensor, cfg: Preprocess) -> tf.Tensor:
     seeds = tf.random.experimental.stateless_split(seed, 2)
     if cfg.mode in ("resize_and_crop", "crop", "scale_width_and_crop"):
         img = tf.image.stateless_random_crop(img, tf.stack([crop, crop, tf.shape(img)[2]]), seeds[0])
-    else:  # scale_width, none: the generators need sides divisible by 4
+    else:  # scale_width, none: the generators need sides divisible by cfg.multiple
         shape = tf.shape(img)
-        h4, w4 = _round4(shape[0]), _round4(shape[1])
+        h4, w4 = _round_to(shape[0], cfg.multiple), _round_to(shape[1], cfg.multiple)
         img = tf.cond(tf.logical_and(h4 == shape[0], w4 == shape[1]), lambda: img, lambda: _resize(img, h4, w4))
     if cfg.flip:
         img = tf.image.stateless_random_flip_left_right(img, seeds[1])
@@ -115,8 +128,9 @@ def _records(files: list[str], seed: int, start: int, count: int, repeat: bool,
 
 def domain_dataset(files: list[str], count: int, *, batch_size: int = 1, cfg: Preprocess = Preprocess(),
                    seed: int = 0, start: int = 0, repeat: bool = True, shuffle_buffer: int = 1024,
-                   paired: bool = False) -> tf.data.Dataset:
-    """Batches [B, H, W, 3] float32 in [-1, 1] of one domain (or ([B..], [B..]) pairs if `paired`).
+                   paired: bool = False, swap: bool = False) -> tf.data.Dataset:
+    """Batches [B, H, W, 3] float32 in [-1, 1] of one domain (or ([B..], [B..]) pairs if `paired`: (A, B),
+    or (B, A) with `swap`).
 
     `count` is the number of records in `files`; `start` the number of images already consumed
     (step · batch_size when resuming). Variable-size modes (scale_width, none) need batch_size 1.
@@ -129,8 +143,9 @@ def domain_dataset(files: list[str], count: int, *, batch_size: int = 1, cfg: Pr
         a = tf.cast(decode(rec, PREFIX_A), tf.float32)
         if not paired:
             return to_unit_range(augment(a, s, cfg))
-        # Same crop and flip for both images of a pair: augment them stacked along channels.
+        # Same crop and flip for both images of a pair: augment them stacked along channels, input first.
         b = tf.cast(decode(rec, PREFIX_B), tf.float32)
+        a, b = (b, a) if swap else (a, b)
         b = tf.cond(tf.reduce_all(tf.shape(a) == tf.shape(b)), lambda: b,
                     lambda: tf.image.resize(b, tf.shape(a)[:2], method="bicubic", antialias=True))
         ab = to_unit_range(augment(tf.concat([a, b], axis=-1), s, cfg))
@@ -162,9 +177,7 @@ def paired_dataset(files: list[str], count: int, *, batch_size: int = 1, cfg: Pr
                    seed: int = 0, start_step: int = 0, swap: bool = False) -> tf.data.Dataset:
     """Endless (input, target) batches of aligned pairs (pix2pix): (A, B), or (B, A) with `swap`."""
     ds = domain_dataset(files, count, batch_size=batch_size, cfg=cfg, seed=2 * seed, start=start_step * batch_size,
-                        paired=True)
-    if swap:
-        ds = ds.map(tf.autograph.experimental.do_not_convert(lambda a, b: (b, a)))
+                        paired=True, swap=swap)
     return ds.prefetch(tf.data.AUTOTUNE)
 
 

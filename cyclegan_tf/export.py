@@ -38,9 +38,10 @@ EXPORT_ENTRIES = frozenset({"saved_model.pb", "fingerprint.pb", "variables", "as
 
 class Translator(tf.Module):
     def __init__(self, generator: keras.Model, multiple: int, image_size: int, flags: dict, step: int,
-                 direction: str, precision: str = "fp32", min_side: int | None = None) -> None:
+                 direction: str, precision: str = "fp32", min_side: int | None = None, resize: str = "bicubic") -> None:
         super().__init__(name=f"translator_{direction}")
         self.generator, self.multiple, self.image_size = generator, multiple, image_size
+        self.resize = resize  # of the input in the square mode: nearest for label maps
         self.min_side = min_side or smallest_side(generator, multiple)
         self.flags_json = tf.Variable(json.dumps(flags, sort_keys=True), trainable=False, name="flags_json")
         self.train_step = tf.Variable(step, dtype=tf.int64, trainable=False, name="train_step")
@@ -50,7 +51,8 @@ class Translator(tf.Module):
     def _run(self, x: tf.Tensor) -> tf.Tensor:
         h, w = tf.shape(x)[1], tf.shape(x)[2]
         if self.image_size > 0:
-            x = tf.image.resize(x, [self.image_size, self.image_size], method="bicubic", antialias=True)
+            x = tf.image.resize(x, [self.image_size, self.image_size], method=self.resize,
+                                antialias=self.resize == "bicubic")
             return tf.image.resize(self.generator(x, training=False), [h, w], method="bicubic", antialias=True)
         m = self.multiple
         ph = tf.maximum((h + m - 1) // m * m, self.min_side) - h
@@ -179,8 +181,9 @@ def write(run: str | Path, direction: str, target: str | Path, image_size: int =
     if not os.access(target.parent, os.W_OK):
         raise UserError(f"cannot write to {target.parent}: permission denied")
     tidy(target)
-    module = Translator(nets[model_cls.exports[direction]], multiple, image_size, cfg.as_flags(), step,
-                        model_cls.exported_direction(cfg, direction), precision)
+    module = Translator(model_cls.exported_network(cfg, nets, direction), multiple, image_size, cfg.as_flags(), step,
+                        model_cls.exported_direction(cfg, direction), precision,
+                        resize="nearest" if model_cls.input_is_labels(cfg) else "bicubic")
     tmp = temp_name(target)
     try:
         tf.saved_model.save(module, str(tmp), signatures={"serving_default": module.serve,

@@ -93,15 +93,18 @@ class Reporter:
         self.writer.flush()
 
 
-def _preprocess(cfg: TrainConfig) -> data.Preprocess:
-    return data.Preprocess(cfg.preprocess, cfg.load_size, cfg.image_size, not cfg.no_flip)
+def _preprocess(cfg: TrainConfig, model_cls: type[Model] | None = None) -> data.Preprocess:
+    multiple = model_cls.input_multiple(cfg) if model_cls else 4
+    labels = bool(model_cls and model_cls.input_is_labels(cfg))
+    return data.Preprocess(cfg.preprocess, cfg.load_size, cfg.image_size, not cfg.no_flip, multiple, labels)
 
 
-def open_data(cfg: TrainConfig, paired: bool,
-              resize_when_decaying: bool = False) -> tuple[Callable[[int], tf.data.Dataset], int, str]:
+def open_data(cfg: TrainConfig, paired: bool, resize_when_decaying: bool = False,
+              model_cls: type[Model] | None = None) -> tuple[Callable[[int], tf.data.Dataset], int, str]:
     """A function giving the input stream from a step on, the steps per epoch and a description. With
-    `resize_when_decaying`, images of the decay steps are loaded at the crop size (the crop no longer zooms)."""
-    preprocess = _preprocess(cfg)
+    `resize_when_decaying`, images of the decay steps are loaded at the crop size (the crop no longer zooms).
+    `model_cls` tells the multiple image sides must have and whether inputs are label maps."""
+    preprocess = _preprocess(cfg, model_cls)
     x_files = records.resolve_files(cfg.X)
     records.check_schema(x_files, paired)
     x_count = records.count_records(x_files)
@@ -160,7 +163,7 @@ def _train(cfg: TrainConfig, folder: Path, model_cls: type[Model]) -> int:
     if cfg.batch_size % strategy.num_replicas_in_sync:
         raise UserError(f"--batch_size={cfg.batch_size} must be a multiple of the "
                         f"{strategy.num_replicas_in_sync} replicas")
-    dataset, steps_per_epoch, sizes = open_data(cfg, model_cls.paired, model_cls.resize_when_decaying)
+    dataset, steps_per_epoch, sizes = open_data(cfg, model_cls.paired, model_cls.resize_when_decaying, model_cls)
     with strategy.scope():
         model = model_cls(cfg, steps_per_epoch, cfg.batch_size)
     chief = cfg.strategy != "multi_worker" or is_chief()
@@ -172,6 +175,8 @@ def _train(cfg: TrainConfig, folder: Path, model_cls: type[Model]) -> int:
     with lock(folder) if chief else contextlib.nullcontext():
         checkpointer = Checkpointer(model, ckpt_dir, cfg.keep_checkpoints, cfg.save_every)
         latest = checkpointer.restore_latest(folder, cfg.restart)
+        if latest is None:
+            model.warm_start()
         step = int(model.step.numpy())
         if chief:
             cfg.save(folder / "flags.json")

@@ -8,8 +8,10 @@ score map; the GAN loss is then summed over the scales (as pix2pixHD's GANLoss d
 """
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 
+import keras
 import tensorflow as tf
 
 from cyclegan_tf.options import GAN_MODES
@@ -50,17 +52,60 @@ def l1(a: tf.Tensor, b: tf.Tensor) -> tf.Tensor:
     return _mean(tf.abs(tf.cast(a, tf.float32) - tf.cast(b, tf.float32)))
 
 
-def feature_matching(real: Sequence, fake: Sequence) -> tf.Tensor:
+def feature_matching(real: Sequence, fake: Sequence, spatial_mean: bool = False) -> tf.Tensor:
     """pix2pixHD's feature-matching loss: L1 between D's intermediate features on fake and on real inputs
     (real ones held constant), weighted 4/(features per scale) × 1/(scales) as the official code does
     (4/(n_layers_D + 1) × 1/num_D); `real` and `fake` are D outputs as lists of scales, each ending with
-    its score map, which is not a feature. Multiply by λ_feat."""
+    its score map, which is not a feature. Multiply by λ_feat. With `spatial_mean` the features are first
+    averaged over H and W (Salimans et al. 2016): the form for unpaired images, whose locations do not
+    correspond."""
+    def pooled(t: tf.Tensor) -> tf.Tensor:
+        return tf.reduce_mean(tf.cast(t, tf.float32), axis=[1, 2]) if spatial_mean else t
+
     total = []
     for real_scale, fake_scale in zip(real, fake):
         features = list(zip(real_scale[:-1], fake_scale[:-1]))
         weight = 4.0 / len(features) / len(real)
-        total += [weight * l1(f, tf.stop_gradient(r)) for r, f in features]
+        total += [weight * l1(pooled(f), tf.stop_gradient(pooled(r))) for r, f in features]
     return tf.add_n(total)
+
+
+# pix2pixHD's VGG loss: VGG19's relu1_1 … relu5_1 (Keras' block{i}_conv1 include their ReLU), weighted.
+VGG_LAYERS = ("block1_conv1", "block2_conv1", "block3_conv1", "block4_conv1", "block5_conv1")
+VGG_WEIGHTS = (1 / 32, 1 / 16, 1 / 8, 1 / 4, 1.0)
+VGG_FILE = "vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5"  # what keras.applications.VGG19 downloads
+_CAFFE_BGR_MEAN = (103.939, 116.779, 123.68)
+
+
+def vgg_weights_path(given: str = "") -> str | None:
+    """The VGG19 ImageNet weights file to use: `given`, else Keras' cached download (KERAS_HOME or ~/.keras,
+    and /tmp/.keras where Keras falls back); None when there is none (these machines cannot download it)."""
+    if given:
+        return given
+    homes = [os.environ.get("KERAS_HOME", os.path.join(os.path.expanduser("~"), ".keras")), "/tmp/.keras"]
+    found = [os.path.join(h, "models", VGG_FILE) for h in homes if os.path.isfile(os.path.join(h, "models", VGG_FILE))]
+    return found[0] if found else None
+
+
+def vgg19_features(weights_path: str) -> keras.Model:
+    """VGG19 (no top) with the weights of `weights_path` (Keras' ImageNet file, or any file `save_weights`
+    wrote for this architecture), returning the features of VGG_LAYERS; frozen."""
+    vgg = keras.applications.VGG19(include_top=False, weights=None, input_shape=(None, None, 3))
+    vgg.load_weights(weights_path)
+    vgg.trainable = False
+    return keras.Model(vgg.input, [vgg.get_layer(n).output for n in VGG_LAYERS], name="vgg19_features")
+
+
+def vgg_perceptual(features: keras.Model, fake: tf.Tensor, real: tf.Tensor) -> tf.Tensor:
+    """pix2pixHD's VGG loss per example: Σ_l w_l·L1(VGG_l(fake), VGG_l(real)), real held constant. Images in
+    [-1, 1] are given to VGG as its Keras (Caffe) weights expect: BGR, 0…255, mean subtracted. (The official
+    code feeds [-1, 1] to torchvision's VGG, whose weights expect a normalised RGB of about that range.)"""
+    def caffe(x: tf.Tensor) -> tf.Tensor:
+        return (tf.cast(x, tf.float32)[..., ::-1] + 1.0) * 127.5 - tf.constant(_CAFFE_BGR_MEAN)
+
+    # Two passes, not one over fake ‖ real: the backward pass then runs over the fakes alone.
+    targets = [tf.stop_gradient(t) for t in features(caffe(real))]
+    return tf.add_n([w * l1(f, t) for w, f, t in zip(VGG_WEIGHTS, features(caffe(fake)), targets)])
 
 
 def gradient_penalty(discriminator, real: tf.Tensor, fake: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:

@@ -52,9 +52,15 @@ def default_netG(image_size: int) -> str:
     return "resnet_9blocks" if image_size > 128 else "resnet_6blocks"
 
 
-def generator_multiple(netG: str) -> int:
+# pix2pixHD's coarse-to-fine generator sizes (the official defaults), for define_G's "global" and "local".
+PIX2PIXHD_G = dict(n_downsample_global=4, n_blocks_global=9, n_local_enhancers=1, n_blocks_local=3)
+
+
+def generator_multiple(netG: str, n_downsample_global: int = 4, n_local_enhancers: int = 1) -> int:
     """H and W must be divisible by this for `netG` to return the input's size."""
     _check("netG", netG, GENERATORS)
+    if netG in ("global", "local"):
+        return 2 ** (n_downsample_global + (n_local_enhancers if netG == "local" else 0))
     return 4 if netG in _RESNET_BLOCKS else 2 ** _UNET_DOWNS[netG]
 
 
@@ -130,6 +136,52 @@ class BlurUpsample2D(keras.layers.Layer):
     def compute_output_shape(self, input_shape):
         n, h, w, c = input_shape
         return (n, None if h is None else 2 * h, None if w is None else 2 * w, c)
+
+
+@keras.saving.register_keras_serializable(package="cyclegan_tf")
+class AvgPoolDown(keras.layers.Layer):
+    """pix2pixHD's 2× downsampling between scales: PyTorch's AvgPool2d(3, stride=2, padding=1,
+    count_include_pad=False), i.e. each output is the mean of the pixels of its 3×3 window that lie inside
+    the image (TF's "SAME" pooling also leaves the padding out, but places its windows one pixel lower)."""
+
+    def call(self, x):
+        pad = [[0, 0], [1, 1], [1, 1], [0, 0]]
+        total = tf.nn.avg_pool2d(tf.pad(x, pad), 3, 2, "VALID")
+        inside = tf.nn.avg_pool2d(tf.pad(tf.ones_like(x[..., :1]), pad), 3, 2, "VALID")
+        return total / inside
+
+    def compute_output_shape(self, input_shape):
+        n, h, w, c = input_shape
+        return (n, None if h is None else (h + 1) // 2, None if w is None else (w + 1) // 2, c)
+
+
+@keras.saving.register_keras_serializable(package="cyclegan_tf")
+class LabelEncoder(keras.layers.Layer):
+    """A label map, given as an image in [-1, 1] (as the input pipeline and an export's input give every
+    image), one-hot encoded to `label_nc` channels of 0 and 1 (pix2pixHD's `encode_input`). The class of a
+    pixel is its grey value 0…255 (channel 0: a label PNG saved as it is), or with `palette` (class 0's RGB
+    colour first) the index of the nearest palette colour. A class id ≥ label_nc encodes as all zeros.
+    Computes in float32 whatever the precision: bf16 cannot hold the grey values exactly."""
+
+    def __init__(self, label_nc: int, palette: Sequence[Sequence[int]] = (), **kwargs):
+        kwargs["dtype"] = "float32"
+        super().__init__(**kwargs)
+        self.label_nc, self.palette = int(label_nc), [list(map(int, c)) for c in palette]
+
+    def call(self, x):
+        value = (tf.cast(x, tf.float32) + 1.0) * 127.5
+        if self.palette:
+            distance = tf.reduce_sum(tf.square(value[..., None, :] - tf.constant(self.palette, tf.float32)), -1)
+            ids = tf.argmin(distance, axis=-1, output_type=tf.int32)
+        else:
+            ids = tf.cast(tf.round(value[..., 0]), tf.int32)
+        return tf.one_hot(ids, self.label_nc, dtype=tf.float32)
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape[:-1], self.label_nc)
+
+    def get_config(self):
+        return {**super().get_config(), "label_nc": self.label_nc, "palette": self.palette}
 
 
 @keras.saving.register_keras_serializable(package="cyclegan_tf")
@@ -283,8 +335,8 @@ def _lrelu(x, name=None):
     return keras.layers.LeakyReLU(negative_slope=0.2, name=name)(x)  # Keras' default slope is 0.3
 
 
-def _resnet_block(x, filters, norm, use_dropout, name=None):
-    use_bias = norm != "batch"
+def _resnet_block(x, filters, norm, use_dropout, name=None, use_bias=None):
+    use_bias = norm != "batch" if use_bias is None else use_bias
     y = _conv(filters, 3, use_bias=use_bias)(ReflectionPad2D(1)(x))
     y = _relu(_normalize(y, norm))
     if use_dropout:
@@ -325,6 +377,52 @@ def _resnet_generator(
     x = _conv(output_nc, 7)(ReflectionPad2D(3)(x))
     outputs = keras.layers.Activation("tanh", dtype="float32", name="output")(x)
     return keras.Model(inputs, outputs, name=name)
+
+
+def _rgb_head(x, output_nc):
+    """The last 7×7 conv to `output_nc` channels and the tanh, in float32."""
+    x = _conv(output_nc, 7)(ReflectionPad2D(3)(x))
+    return keras.layers.Activation("tanh", dtype="float32", name="output")(x)
+
+
+def _global_generator(input_nc, output_nc, ngf, n_downsample, n_blocks, norm, upsample, name, head=True):
+    """pix2pixHD's GlobalGenerator: a resnet generator with `n_downsample` stride-2 levels (4: a 1/16-size
+    bottleneck of 16·ngf channels) and every conv biased (the official code's, even before a norm).
+    Without `head` it ends at its last upsampling's features: the LocalEnhancer's global part.
+    Named features: `stem`, `down1`…, `block1`…, `up1`… and `output`."""
+    inputs = keras.Input((None, None, input_nc))
+    x = _relu(_normalize(_conv(ngf, 7)(ReflectionPad2D(3)(inputs)), norm), name="stem")
+    for i in range(1, n_downsample + 1):
+        x = _relu(_normalize(_conv(ngf * 2**i, 3, 2)(_zero_pad(x)), norm), name=f"down{i}")
+    for i in range(1, n_blocks + 1):
+        x = _resnet_block(x, ngf * 2**n_downsample, norm, False, name=f"block{i}", use_bias=True)
+    for i in range(1, n_downsample + 1):
+        x = _relu(_normalize(_upsample(x, ngf * 2 ** (n_downsample - i), 3, upsample, True), norm), name=f"up{i}")
+    return keras.Model(inputs, _rgb_head(x, output_nc) if head else x, name=name)
+
+
+def _local_enhancer(input_nc, output_nc, ngf, norm, upsample, name, n_downsample_global, n_blocks_global,
+                    n_local_enhancers, n_blocks_local):
+    """pix2pixHD's LocalEnhancer. The global generator (ngf·2^n_local_enhancers filters, without its head;
+    the nested model `global`, which --load_pretrain fills) runs on the input average-pooled to the
+    coarsest scale. Enhancer n = 1…N, on the input at 1/2^(N−n) size: a 7×7 conv and a stride-2 conv,
+    whose features are added to the previous net's last feature map, then `n_blocks_local` residual blocks
+    and a 2× upsampling; the last enhancer ends with the RGB head."""
+    inputs = keras.Input((None, None, input_nc))
+    pyramid = [inputs]
+    for _ in range(n_local_enhancers):
+        pyramid.append(AvgPoolDown()(pyramid[-1]))
+    x = _global_generator(input_nc, output_nc, ngf * 2**n_local_enhancers, n_downsample_global, n_blocks_global,
+                          norm, upsample, "global", head=False)(pyramid[-1])
+    for n in range(1, n_local_enhancers + 1):
+        filters = ngf * 2 ** (n_local_enhancers - n)
+        y = _relu(_normalize(_conv(filters, 7)(ReflectionPad2D(3)(pyramid[n_local_enhancers - n])), norm))
+        y = _relu(_normalize(_conv(2 * filters, 3, 2)(_zero_pad(y)), norm))
+        x = keras.layers.Add()([y, x])
+        for _ in range(n_blocks_local):
+            x = _resnet_block(x, 2 * filters, norm, False, use_bias=True)
+        x = _relu(_normalize(_upsample(x, filters, 3, upsample, True), norm), name=f"enhancer{n}")
+    return keras.Model(inputs, _rgb_head(x, output_nc), name=name)
 
 
 def official_layer_names(model: keras.Model, antialias: bool) -> list[str]:
@@ -392,12 +490,20 @@ def define_G(
     name: str = "G",
     antialias: bool = False,
     antialias_up: bool = False,
+    **pix2pixhd: int,
 ) -> keras.Model:
     """A generator mapping [N, H, W, input_nc] images to [N, H, W, output_nc] in [-1, 1]. `antialias`
-    and `antialias_up` (resnet generators only) are CUT's blurred down- and upsampling."""
+    and `antialias_up` (resnet generators only) are CUT's blurred down- and upsampling; "global" and
+    "local" are pix2pixHD's, sized by the keyword arguments of PIX2PIXHD_G (its defaults where not given)."""
     _check("netG", netG, GENERATORS)
     _check("norm", norm, NORMS)
     _check("upsample", upsample, UPSAMPLES)
+    if netG in ("global", "local"):
+        sizes = {**PIX2PIXHD_G, **pix2pixhd}
+        if netG == "global":
+            return _global_generator(input_nc, output_nc, ngf, sizes["n_downsample_global"], sizes["n_blocks_global"],
+                                     norm, upsample, name)
+        return _local_enhancer(input_nc, output_nc, ngf, norm, upsample, name, **sizes)
     args = (ngf, norm, upsample, use_dropout, input_nc, output_nc, name)
     if netG in _RESNET_BLOCKS:
         return _resnet_generator(_RESNET_BLOCKS[netG], *args, antialias, antialias_up)
@@ -417,17 +523,30 @@ def define_D(
     input_nc: int = 3,
     name: str = "D_Y",
     antialias: bool = False,
+    num_D: int = 2,
+    features: bool = False,
 ) -> keras.Model:
-    """A PatchGAN: one real/fake logit per receptive field ("basic" = 70×70, "pixel" = 1×1).
-    With `antialias` (CUT's default) each stride-2 conv becomes a stride-1 conv and a blur pool after
-    its activation; the score map keeps its size.
+    """A PatchGAN: one real/fake logit per receptive field ("basic" = 70×70, "pixel" = 1×1), or
+    "multiscale": pix2pixHD's `num_D` PatchGANs of `n_layers_D` layers on the input downsampled 0, 1, …
+    times (see `_multiscale_discriminator`). With `antialias` (CUT's default) each stride-2 conv becomes a
+    stride-1 conv and a blur pool after its activation; the score map keeps its size.
 
-    Named features (pix2pixHD's for feature matching): `layer1`…`layer{n+1}`, each
-    LeakyReLU's output (n = n_layers_D, 3 for "basic"; two layers for "pixel"), and
-    `score`, the output.
+    Named features (for feature matching): `layer1`…`layer{n+1}`, each LeakyReLU's output (n =
+    n_layers_D, 3 for "basic"; two layers for "pixel"), and `score`, the output. With `features` (always
+    for "multiscale") D returns a list of scales, each the list [layer1, …, score].
     """
     _check("netD", netD, DISCRIMINATORS)
     _check("norm", norm, NORMS)
+    if netD == "multiscale":
+        return _multiscale_discriminator(num_D, ndf, n_layers_D, norm, input_nc, name)
+    model = _patch_discriminator(netD, ndf, n_layers_D, norm, input_nc, name, antialias)
+    if not features:
+        return model
+    layers = [n for n in feature_names(model) if n != "score"] + ["score"]
+    return keras.Model(model.input, [[model.get_layer(n).output for n in layers]], name=name)
+
+
+def _patch_discriminator(netD, ndf, n_layers_D, norm, input_nc, name, antialias) -> keras.Model:
     use_bias = norm != "batch"
     inputs = keras.Input((None, None, input_nc))
     if netD == "pixel":
@@ -451,6 +570,40 @@ def define_D(
     return keras.Model(inputs, outputs, name=name)
 
 
+def _pix2pixhd_patchgan(ndf: int, n_layers: int, norm: str, input_nc: int, name: str) -> keras.Model:
+    """pix2pixHD's NLayerDiscriminator: the PatchGAN with 4×4 convs padded by 2 (not 1), biases throughout
+    and at most 512 filters; returns [layer1, …, layer{n+1}, score]."""
+    def pad(t):
+        return keras.layers.ZeroPadding2D(2)(t)
+
+    inputs = keras.Input((None, None, input_nc))
+    features = [_lrelu(_conv(ndf, 4, 2)(pad(inputs)), name="layer1")]
+    filters = ndf
+    for n in range(1, n_layers + 1):
+        filters = min(filters * 2, 512)
+        x = _conv(filters, 4, 1 if n == n_layers else 2)(pad(features[-1]))
+        features.append(_lrelu(_normalize(x, norm), name=f"layer{n + 1}"))
+    score = _conv(1, 4, dtype="float32", name="score")(pad(features[-1]))
+    return keras.Model(inputs, [*features, score], name=name)
+
+
+def _multiscale_discriminator(num_D: int, ndf: int, n_layers: int, norm: str, input_nc: int,
+                              name: str) -> keras.Model:
+    """pix2pixHD's MultiscaleDiscriminator. Output i (0: full size) is the list of features and score of
+    the PatchGAN on the input average-pooled i times. That PatchGAN is the nested model `scale{num_D−1−i}`,
+    as in the official code: so a run with num_D = 2 hands its scales to one with num_D = 3 at the same
+    absolute resolutions (staged training, --load_pretrain)."""
+    if num_D < 1:
+        raise ValueError(f"num_D must be >= 1, got {num_D}.")
+    inputs = keras.Input((None, None, input_nc))
+    scales = [_pix2pixhd_patchgan(ndf, n_layers, norm, input_nc, f"scale{i}") for i in range(num_D)]
+    x, outputs = inputs, []
+    for i in range(num_D):
+        x = AvgPoolDown()(x) if i else x
+        outputs.append(scales[num_D - 1 - i](x))
+    return keras.Model(inputs, outputs, name=name)
+
+
 # --- CUT's patch projection heads ------------------------------------------
 
 
@@ -469,7 +622,8 @@ def define_patch_mlp(channels: Sequence[int], units: int = 256, name: str = "H")
 # --- named features --------------------------------------------------------
 
 # The names define_G and define_D give; Keras' automatic names (conv2d_3, re_lu_7) never match.
-_FEATURE_NAME = re.compile(r"input_pad|stem(_conv|_norm)?|output|score|(block|up|layer)\d+|down\d+(_conv|_norm|_relu)?")
+_FEATURE_NAME = re.compile(
+    r"input_pad|stem(_conv|_norm)?|output|score|(block|up|layer|enhancer)\d+|down\d+(_conv|_norm|_relu)?")
 
 
 def feature_names(model: keras.Model) -> list[str]:

@@ -8,8 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-GENERATORS = ("resnet_9blocks", "resnet_6blocks", "unet_256", "unet_128")
-DISCRIMINATORS = ("basic", "n_layers", "pixel")
+GENERATORS = ("resnet_9blocks", "resnet_6blocks", "unet_256", "unet_128", "global", "local")
+DISCRIMINATORS = ("basic", "n_layers", "pixel", "multiscale")
 NORMS = ("instance", "batch", "none")
 UPSAMPLES = ("transpose", "resize")
 GAN_MODES = ("lsgan", "vanilla", "wgangp")

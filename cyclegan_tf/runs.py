@@ -107,17 +107,23 @@ def restore_generators(folder: str | Path, precision: str = "fp32") -> tuple[dic
     run's options, model class and step. `precision`: the type the restored networks compute in (the
     weights are float32 whatever the run trained with). A generator missing from the checkpoint is an
     error, never a randomly initialised export."""
+    return restore_networks(folder, None, precision)
+
+
+def restore_networks(folder: str | Path, names: list[str] | None = None, precision: str = "fp32") -> tuple[
+        dict[str, keras.Model], TrainConfig, type[Model], int]:
+    """As restore_generators, for the networks `names` of the run's model (None: its generators)."""
     cfg, model_cls, latest = read_run(folder)
     builders = model_cls.define_networks(cfg)
     with networks.precision(precision):
-        nets = {name: builders[name]() for name in model_cls.generator_names()}
+        nets = {name: builders[name]() for name in names or model_cls.generator_names() if name in builders}
     step = tf.Variable(0, dtype=tf.int64)
     try:
         status = tf.train.Checkpoint(**nets, step=step).restore(latest)
         status.expect_partial()
         status.assert_existing_objects_matched()
     except (AssertionError, ValueError):
-        raise UserError(f"{latest}: does not hold the generators {', '.join(nets)} of a {cfg.model} run "
+        raise UserError(f"{latest}: does not hold the networks {', '.join(nets)} of a {cfg.model} run "
                         f"with these options") from None
     return nets, cfg, model_cls, int(step.numpy())
 

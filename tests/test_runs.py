@@ -50,7 +50,7 @@ def test_a_generator_missing_from_the_checkpoint_is_an_error(tmp_path: Path) -> 
     shutil.copytree(LEGACY / "pix2pix", run)
     flags = json.loads((run / "flags.json").read_text()) | {"model": "cycle_gan"}
     (run / "flags.json").write_text(json.dumps(flags))
-    with pytest.raises(UserError, match="does not hold the generators G, F"):
+    with pytest.raises(UserError, match="does not hold the networks G, F"):
         runs.restore_generators(run)
 
 

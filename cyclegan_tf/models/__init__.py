@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 BUILTIN = {
     "cycle_gan": "cyclegan_tf.models.cycle_gan",
     "pix2pix": "cyclegan_tf.models.pix2pix",
+    "pix2pixhd": "cyclegan_tf.models.pix2pixhd",
     "cut": "cyclegan_tf.models.cut",
     "fastcut": "cyclegan_tf.models.cut",
 }

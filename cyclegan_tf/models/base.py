@@ -114,6 +114,17 @@ class Model(tf.Module):
         return networks.generator_multiple(cfg.netG)
 
     @classmethod
+    def input_is_labels(cls, cfg: TrainConfig) -> bool:
+        """Whether the inputs are label maps (resized nearest-neighbour, in training and in exports)."""
+        return False
+
+    @classmethod
+    def exported_network(cls, cfg: TrainConfig, nets: dict[str, keras.Model], direction: str) -> keras.Model:
+        """What an export of `direction` runs on images in [-1, 1]: the declared generator, or a model
+        around it (e.g. encoding label maps first)."""
+        return nets[cls.exports[direction]]
+
+    @classmethod
     def exported_direction(cls, cfg: TrainConfig, direction: str) -> str:
         """What an export of `direction` stores as its direction (a paired run stores AtoB or BtoA)."""
         return cfg.direction if cls.paired else direction
@@ -140,6 +151,13 @@ class Model(tf.Module):
         for k, obj in {**self.nets, **self.opts}.items():
             setattr(self, k, obj)
 
+    def warm_start(self) -> None:
+        """Called once before a new run's first step (not on resume): e.g. weights from another run."""
+
+    def begin_step(self, step: tf.Tensor) -> None:
+        """Traced into the step before the replicas run, in cross-replica context (state changes that must
+        happen on every replica at once, at a given step)."""
+
     def variables_of(self, names: tuple[str, ...]) -> list[tf.Variable]:
         return [v for n in names for v in self.nets[n].trainable_variables]
 
@@ -152,9 +170,14 @@ class Model(tf.Module):
         return tf.train.Checkpoint(**self.nets, **self.opts, **self.state(), step=self.step,
                                    dropout=networks.seed_states(*generators))
 
+    def learning_rate(self, optimizer: str) -> LinearDecay | Callable[[], tf.Tensor]:
+        """The schedule of an optimiser, read at its own update count (every optimiser updates once a step)."""
+        return self.lr
+
     def _adam(self, name: str, variables: list) -> keras.optimizers.Optimizer:
         c = self.cfg
-        opt = TorchAdam(learning_rate=self.lr, beta_1=c.beta1, beta_2=c.beta2, epsilon=c.adam_eps, name=name)
+        opt = TorchAdam(learning_rate=self.learning_rate(name), beta_1=c.beta1, beta_2=c.beta2, epsilon=c.adam_eps,
+                        name=name)
         if c.precision == "fp16":  # fp16 gradients underflow without it; a step with inf/NaN is skipped
             opt = keras.optimizers.LossScaleOptimizer(opt, name=name)
         opt.build(variables)  # now, so that a checkpoint restores into existing slots instead of deferring
@@ -212,6 +235,7 @@ class Model(tf.Module):
 
         @tf.function(input_signature=element_spec, autograph=False)
         def train_step(x, y):
+            self.begin_step(self.step.read_value())
             per_replica = strategy.run(self.replica_step, args=(x, y, self.step.read_value()))
             loss = {k: strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None) for k, v in per_replica.items()}
             self.step.assign_add(1)

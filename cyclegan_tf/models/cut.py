@@ -89,6 +89,9 @@ class CUT(Model):
             raise UserError(f"--netG={cfg.netG}: CUT's PatchNCE layers are those of a resnet generator "
                             "(resnet_9blocks or resnet_6blocks)")
         super().validate(cfg)
+        if cfg.lambda_feat > 0:
+            raise UserError(f"--lambda_feat={cfg.lambda_feat}: {cls.name} has no feature-matching loss (cycle_gan, "
+                            "pix2pix and pix2pixhd have)")
         for name, low in (("num_patches", 1), ("netF_nc", 1), ("nce_T", 1e-6), ("lambda_NCE", 0), ("lambda_GAN", 0)):
             if not getattr(cfg, name) >= low:
                 raise UserError(f"--{name}={getattr(cfg, name)}: must be at least {low}")
@@ -116,7 +119,7 @@ class CUT(Model):
 
         return {"G": initialised(generator), "H": initialised(heads),
                 "D_Y": initialised(lambda: networks.define_D(cfg.netD, cfg.ndf, cfg.n_layers_D, cfg.norm, name="D_Y",
-                                                             antialias=not cfg.no_antialias))}
+                                                             antialias=not cfg.no_antialias, num_D=cfg.num_D))}
 
     def __init__(self, cfg: TrainConfig, steps_per_epoch: int, global_batch: int) -> None:
         super().__init__(cfg, steps_per_epoch, global_batch)

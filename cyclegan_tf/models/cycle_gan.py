@@ -22,12 +22,13 @@ class CycleGAN(Model):
     name = "cycle_gan"
     optimizers = {"opt_G": ("G", "F"), "opt_D": ("D_X", "D_Y")}
     exports = {"XtoY": "G", "YtoX": "F"}
-    loss_names = ("G", "F", "cycle", "identity", "D_X", "D_Y")
+    loss_names = ("G", "F", "cycle", "identity", "feat", "D_X", "D_Y")
 
     @classmethod
     def define_networks(cls, cfg: TrainConfig) -> dict[str, Callable[[], keras.Model]]:
         g = dict(netG=cfg.netG, ngf=cfg.ngf, norm=cfg.norm, upsample=cfg.upsample, use_dropout=cfg.use_dropout)
-        d = dict(netD=cfg.netD, ndf=cfg.ndf, n_layers_D=cfg.n_layers_D, norm=cfg.norm)
+        d = dict(netD=cfg.netD, ndf=cfg.ndf, n_layers_D=cfg.n_layers_D, norm=cfg.norm, num_D=cfg.num_D,
+                 features=cfg.lambda_feat > 0)
         return {"G": lambda: networks.define_G(**g, name="G"), "F": lambda: networks.define_G(**g, name="F"),
                 "D_Y": lambda: networks.define_D(**d, name="D_Y"), "D_X": lambda: networks.define_D(**d, name="D_X")}
 
@@ -48,10 +49,11 @@ class CycleGAN(Model):
             G, F = (lambda t: self.generate(self.G, t)), (lambda t: self.generate(self.F, t))
             fake_y, fake_x = G(x), F(y)
             rec_x, rec_y = F(fake_y), G(fake_x)
-            loss = {"G": self.gan(self.D_Y(fake_y, training=True), True),
-                    "F": self.gan(self.D_X(fake_x, training=True), True),
+            judged_y, judged_x = self.D_Y(fake_y, training=True), self.D_X(fake_x, training=True)
+            loss = {"G": self.gan(judged_y, True), "F": self.gan(judged_x, True),
                     "cycle": c.lambda1 * self.average(losses.l1(rec_x, x))
                     + c.lambda2 * self.average(losses.l1(rec_y, y))}
+            loss["feat"] = self._feature_matching(x, y, judged_x, judged_y)
             if c.lambda_identity > 0:  # G should leave Y alone, F should leave X alone: keeps colours
                 loss["identity"] = c.lambda_identity * (c.lambda2 * self.average(losses.l1(G(y), y))
                                                         + c.lambda1 * self.average(losses.l1(F(x), x)))
@@ -59,6 +61,15 @@ class CycleGAN(Model):
                 loss["identity"] = tf.constant(0.0)
             total = self.opt_G.scale_loss(tf.add_n(list(loss.values())))  # scaled only under fp16
         return tape.gradient(total, self.variables_of(self.optimizers["opt_G"])), loss, fake_x, fake_y
+
+    def _feature_matching(self, x, y, judged_x, judged_y) -> tf.Tensor:
+        """λ_feat × feature matching of D_Y on G(x) against real y, and of D_X on F(y) against real x; on
+        spatial means, as the images are unpaired."""
+        if self.cfg.lambda_feat <= 0:
+            return tf.constant(0.0)
+        match = [losses.feature_matching(D(real, training=True), judged, spatial_mean=True)
+                 for D, real, judged in ((self.D_Y, y, judged_y), (self.D_X, x, judged_x))]
+        return self.cfg.lambda_feat * self.average(match[0] + match[1])
 
     def _discriminator_grads(self, x, y, pooled_x, pooled_y, seed):
         seeds = tf.random.experimental.stateless_split(seed, 2)

@@ -4,19 +4,49 @@ G: A→B is the generator (U-Net by default) and D a conditional PatchGAN that s
 output concatenated along channels, so it judges whether the output fits *its* input. The training
 pairs come from one TFRecord file of (A, B) images; `--direction BtoA` swaps their roles, so here x
 is always the input and y its target. One step follows the official code: G's forward; D on (x, y)
-against (x, G(x)); then G, judged by the updated D, plus λ_L1·|G(x) − y|.
+against (x, G(x)); then G, judged by the updated D, plus λ_L1·|G(x) − y| (and, with --lambda_feat,
+pix2pixHD's feature matching). With --label_nc the input is a label map, one-hot encoded before G and D
+see it (pix2pixHD's input; here for pix2pix too).
 """
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
+from pathlib import Path
 
 import keras
 import tensorflow as tf
 
 from cyclegan_tf import losses, networks
 from cyclegan_tf.config import TrainConfig
+from cyclegan_tf.errors import UserError
 from cyclegan_tf.models import register
 from cyclegan_tf.models.base import Model
+from cyclegan_tf.options import Option
+
+LABEL_OPTIONS = (
+    Option("label_nc", 0, "Inputs are label maps of this many classes, one-hot encoded (0: RGB inputs). A class is "
+           "the label PNG's grey value, or with --palette the index of its colour; resized nearest-neighbour."),
+    Option("palette", "", "Colours of the label classes, class 0 first: 'R,G,B;R,G,B;…' or a JSON file of "
+           "[[R, G, B], …]. Empty: a class is the grey value."),
+)
+
+
+def parse_palette(value: str) -> list[list[int]]:
+    """--palette as a list of [R, G, B] (one-line UserError otherwise)."""
+    if not value:
+        return []
+    try:
+        if value.endswith(".json"):
+            colours = json.loads(Path(value).read_text())
+        else:
+            colours = [[int(c) for c in item.split(",")] for item in value.replace(" ", "").split(";") if item]
+    except (OSError, ValueError) as e:
+        raise UserError(f"--palette={value}: unreadable ({e})") from None
+    if not colours or not all(isinstance(c, list) and len(c) == 3 and all(isinstance(v, int) and 0 <= v <= 255
+                                                                            for v in c) for c in colours):
+        raise UserError(f"--palette={value}: expected colours R,G,B of 0…255, e.g. '0,0,0;128,64,128'")
+    return colours
 
 
 @register
@@ -24,22 +54,61 @@ class Pix2Pix(Model):
     name = "pix2pix"
     paired = True
     defaults = dict(netG="unet_256", norm="batch", gan_mode="vanilla", use_dropout=True, pool_size=0)
+    options = LABEL_OPTIONS
     optimizers = {"opt_G": ("G",), "opt_D": ("D",)}
     exports = {"XtoY": "G"}
-    loss_names = ("G_GAN", "G_L1", "D_real", "D_fake")
+    loss_names = ("G_GAN", "G_L1", "G_feat", "D_real", "D_fake")
+
+    @classmethod
+    def validate(cls, cfg: TrainConfig) -> None:
+        super().validate(cfg)
+        palette = parse_palette(cfg.palette)
+        if palette and cfg.label_nc < len(palette):
+            raise UserError(f"--label_nc={cfg.label_nc}: the palette has {len(palette)} colours (give at least that)")
+        if palette and not cfg.label_nc:
+            raise UserError("--palette needs --label_nc (the number of classes)")
+        if not 0 <= cfg.label_nc <= 256:
+            raise UserError(f"--label_nc={cfg.label_nc}: must be between 0 and 256 (0: RGB inputs)")
+
+    @classmethod
+    def input_is_labels(cls, cfg: TrainConfig) -> bool:
+        return cfg.label_nc > 0
+
+    @classmethod
+    def input_channels(cls, cfg: TrainConfig) -> int:
+        return cfg.label_nc or 3
+
+    @classmethod
+    def label_encoder(cls, cfg: TrainConfig) -> keras.layers.Layer | None:
+        return networks.LabelEncoder(cfg.label_nc, parse_palette(cfg.palette)) if cfg.label_nc else None
+
+    @classmethod
+    def exported_network(cls, cfg: TrainConfig, nets: dict[str, keras.Model], direction: str) -> keras.Model:
+        G, encoder = nets["G"], cls.label_encoder(cfg)
+        if encoder is None:
+            return G
+        images = keras.Input((None, None, 3))
+        return keras.Model(images, G(encoder(images)), name="labels_to_G")
 
     @classmethod
     def define_networks(cls, cfg: TrainConfig) -> dict[str, Callable[[], keras.Model]]:
-        g = dict(netG=cfg.netG, ngf=cfg.ngf, norm=cfg.norm, upsample=cfg.upsample, use_dropout=cfg.use_dropout)
-        return {"G": lambda: networks.define_G(**g, name="G"),
-                "D": lambda: networks.define_D(cfg.netD, cfg.ndf, cfg.n_layers_D, cfg.norm, input_nc=6, name="D")}
+        g = dict(netG=cfg.netG, ngf=cfg.ngf, norm=cfg.norm, upsample=cfg.upsample, use_dropout=cfg.use_dropout,
+                 input_nc=cls.input_channels(cfg))
+        d = dict(ndf=cfg.ndf, n_layers_D=cfg.n_layers_D, norm=cfg.norm, input_nc=cls.input_channels(cfg) + 3,
+                 num_D=cfg.num_D, features=cfg.lambda_feat > 0)
+        return {"G": lambda: networks.define_G(**g, name="G"), "D": lambda: networks.define_D(cfg.netD, **d, name="D")}
 
     def __init__(self, cfg: TrainConfig, steps_per_epoch: int, global_batch: int) -> None:
         super().__init__(cfg, steps_per_epoch, global_batch)
+        self.encoder = self.label_encoder(cfg)
         # Separate functions, so that one tape can span G's forward, D's update and G's loss.
         self._forward = self.compiled(lambda x: self.generate(self.G, x))
         self._d_grads = self.compiled(self._discriminator_grads)
         self._g_loss = self.compiled(self._generator_loss)
+
+    def encode(self, x: tf.Tensor) -> tf.Tensor:
+        """The input as G and D see it: one-hot label maps with --label_nc, else the image itself."""
+        return x if self.encoder is None else self.encoder(x)
 
     def _discriminator_grads(self, x: tf.Tensor, y: tf.Tensor, fake: tf.Tensor, seed: tf.Tensor):
         with tf.GradientTape() as tape:
@@ -48,24 +117,31 @@ class Pix2Pix(Model):
         return tape.gradient(total, self.D.trainable_variables), {"D_real": terms["real"], "D_fake": terms["fake"]}
 
     def _generator_loss(self, x: tf.Tensor, y: tf.Tensor, fake: tf.Tensor) -> dict[str, tf.Tensor]:
-        return {"G_GAN": self.gan(self.D(tf.concat([x, fake], -1), training=True), True),
-                "G_L1": self.cfg.lambda_L1 * self.average(losses.l1(fake, y))}
+        judged = self.D(tf.concat([x, fake], -1), training=True)
+        loss = {"G_GAN": self.gan(judged, True), "G_L1": self.cfg.lambda_L1 * self.average(losses.l1(fake, y))}
+        if self.cfg.lambda_feat > 0:
+            real = self.D(tf.concat([x, y], -1), training=True)
+            loss["G_feat"] = self.cfg.lambda_feat * self.average(losses.feature_matching(real, judged))
+        else:
+            loss["G_feat"] = tf.constant(0.0)
+        return loss
 
     def replica_step(self, x: tf.Tensor, y: tf.Tensor, step: tf.Tensor) -> dict[str, tf.Tensor]:
+        x = self.encode(x)
         with tf.GradientTape() as tape:
             fake = self._forward(x)
             with tape.stop_recording():
                 grads, d_loss = self._d_grads(x, y, tf.stop_gradient(fake), self.replica_seed(step))
                 self.opt_D.apply_gradients(zip(grads, self.D.trainable_variables))
             loss = self._g_loss(x, y, fake)
-            total = self.opt_G.scale_loss(loss["G_GAN"] + loss["G_L1"])
+            total = self.opt_G.scale_loss(tf.add_n(list(loss.values())))
         grads = tape.gradient(total, self.G.trainable_variables)
         self.opt_G.apply_gradients(zip(grads, self.G.trainable_variables))
         return {**loss, **d_loss}
 
     def translate(self, x: tf.Tensor) -> tf.Tensor:
-        """G(x) in test mode, eagerly (see CycleGAN.translate)."""
-        return self.G(x, training=False)
+        """G(x) in test mode, eagerly (see CycleGAN.translate); x as the data gives it (label maps as images)."""
+        return self.G(self.encode(x), training=False)
 
     def previews(self, x: tf.Tensor, y: tf.Tensor) -> dict[str, tuple[tf.Tensor, ...]]:
         return {"pair/input_output_target": (x, self.translate(x), y)}
