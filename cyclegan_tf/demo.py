@@ -58,22 +58,52 @@ def _seconds_per_step(run: Path) -> float:
     return 1.0 / statistics.median(rates) if rates else float("nan")
 
 
-def _train_args(plan: dict, seed: int) -> list[str]:
-    return [f"--image_size={plan['size']}", f"--max_steps={plan['steps']}", f"--ngf={plan['ngf']}",
-            f"--ndf={plan['ndf']}", "--log_every=100", f"--summary_every={max(plan['steps'] // 10, 1)}",
-            f"--seed={plan.get('train_seed', seed)}", f"--precision={plan.get('precision', 'fp32')}"]
+def _train_args(plan: dict, seed: int, steps: int | None = None) -> list[str]:
+    steps = steps or plan["steps"]
+    return [f"--image_size={plan['size']}", f"--max_steps={steps}", f"--ngf={plan['ngf']}",
+            f"--ndf={plan['ndf']}", f"--log_every={min(100, max(steps // 10, 1))}",
+            f"--summary_every={max(steps // 10, 1)}", f"--seed={plan.get('train_seed', seed)}",
+            f"--precision={plan.get('precision', 'fp32')}",
+            # every model at the same data size (pix2pixHD's own default scales images to 1024 px wide)
+            "--preprocess=resize_and_crop", f"--load_size={round(plan['size'] * 286 / 256)}"]
+
+
+def _label_flags(cls: type) -> list[str]:
+    """A model that can take label maps (--label_nc) gets ShapeScapes' as one-hot classes: its palette."""
+    if "label_nc" not in {o.name for o in cls.options}:
+        return []
+    palette = ";".join(",".join(str(int(v)) for v in c) for c in shapescapes.PALETTE)
+    return [f"--label_nc={len(shapescapes.PALETTE)}", f"--palette={palette}"]
+
+
+def _budgeted(train: list[str], run: Path, plan: dict) -> list[str]:
+    """With plan["minutes"]: the steps that fill that wall-clock time, from a short probe run of the same
+    command (its median s/step), so that every model gets the same time rather than the same steps."""
+    if not plan.get("minutes"):
+        return train
+    probe = run.with_name(run.name + "_probe")
+    _tool("train.py", *train, "--max_steps=12", "--log_every=2", "--summary_every=1000", f"--checkpoint_dir={probe}")
+    steps = max(10, int(plan["minutes"] * 60 / _seconds_per_step(probe)))
+    shutil.rmtree(probe)  # written by the probe above
+    return [*train, f"--max_steps={steps}", f"--log_every={min(100, max(steps // 10, 1))}",
+            f"--summary_every={max(steps // 10, 1)}"]
 
 
 DIRECTIONS = (("photo2labels", "BtoA", "testB"), ("labels2photo", "AtoB", "testA"))  # name, pair direction, inputs
+ALL = tuple(d[0] for d in DIRECTIONS)
 
 
 COSTS: dict[str, list[dict]] = {}  # model → the cost of each of its training runs
 
 
-def _train_export_translate(out: Path, data: Path, run: Path, train: list[str], exports: dict) -> None:
+def _train_export_translate(out: Path, data: Path, run: Path, train: list[str], exports: dict,
+                            plan: dict) -> None:
+    train = _budgeted(train, run, plan)
     peak = _tool("train.py", *train, f"--checkpoint_dir={run}")
     model = next(a.removeprefix("--model=") for a in train if a.startswith("--model="))
-    COSTS.setdefault(model, []).append({"seconds_per_step": _seconds_per_step(run), "peak_memory_mb": peak})
+    steps = int(next(a for a in reversed(train) if a.startswith("--max_steps=")).split("=")[1])
+    COSTS.setdefault(model, []).append({"seconds_per_step": _seconds_per_step(run), "peak_memory_mb": peak,
+                                        "steps": steps})
     _tool("export_graph.py", f"--checkpoint_dir={run}", *(f"--{d}_model={n}" for d, n in exports.items()),
           f"--export_dir={out / 'pretrained'}")
     for export_name in filter(None, exports.values()):
@@ -86,19 +116,22 @@ def _train_model(out: Path, data: Path, plan: dict, seed: int, model: str) -> No
     """Trains `model` as it reads its data: pairs (one run per direction), or both unpaired domains (one
     run for a two-generator model, else one per direction), with the same steps and sizes for all."""
     cls, p = models.get(model), prefix(model)
-    args = [f"--model={model}", *_train_args(plan, seed)]
+    args = [f"--model={model}", *_train_args(plan, seed), *cls.demo_flags]
+    directions = [d for d in DIRECTIONS if d[0] in plan.get("directions", ALL)]
     if cls.paired:
         paired = out / "shapescapes_paired"
         if not paired.exists():
             shapescapes.generate(paired, plan["size"], plan["train"], plan["test"], seed, paired=True)
             _tool("build_data.py", "--paired", f"--X_input_dir={paired / 'trainA'}",
                   f"--Y_input_dir={paired / 'trainB'}", f"--output_file={out / 'pairs.tfrecords'}")
-        # CycleGAN's generator where the U-Nets do not fit (they need sides divisible by 128)
-        net = "unet_128" if plan["size"] % 128 == 0 else "resnet_6blocks"
-        for name, direction, _ in DIRECTIONS:
+        if cls.defaults.get("netG", "").startswith("unet"):
+            # CycleGAN's generator where the U-Nets do not fit (they need sides divisible by 128 or 256)
+            args.append("--netG=" + next((f"unet_{n}" for n in (256, 128) if plan["size"] % n == 0), "resnet_6blocks"))
+        for name, direction, _ in directions:
+            labels = _label_flags(cls) if direction == "AtoB" else []
             _train_export_translate(out, data, out / f"checkpoints_{p}{name}",
-                                    [*args, f"--X={out / 'pairs.tfrecords'}", f"--direction={direction}",
-                                     f"--netG={net}"], {"XtoY": p + name, "YtoX": ""})
+                                    [*args, f"--X={out / 'pairs.tfrecords'}", f"--direction={direction}", *labels],
+                                    {"XtoY": p + name, "YtoX": ""}, plan)
         return
     # every unpaired model with CycleGAN's generator for this size (CUT's default is always 9 blocks)
     from cyclegan_tf.networks import default_netG  # here: loading Keras is not for --help
@@ -109,14 +142,16 @@ def _train_model(out: Path, data: Path, plan: dict, seed: int, model: str) -> No
         _tool("build_data.py", f"--X_input_dir={data / 'trainA'}", f"--Y_input_dir={data / 'trainB'}",
               f"--X_output_file={labels}", f"--Y_output_file={photos}")
     if {"XtoY", "YtoX"} <= set(cls.exports):
+        names = {"XtoY": p + "labels2photo", "YtoX": p + "photo2labels"}
         _train_export_translate(out, data, out / f"checkpoints{'_' + model if p else ''}",
                                 [*args, f"--X={labels}", f"--Y={photos}"],
-                                {"XtoY": p + "labels2photo", "YtoX": p + "photo2labels"})
+                                {d: n if n.removeprefix(p) in plan.get("directions", ALL) else ""
+                                 for d, n in names.items()}, plan)
         return
-    for name, direction, _ in DIRECTIONS:
+    for name, direction, _ in directions:
         x, y = (labels, photos) if direction == "AtoB" else (photos, labels)
         _train_export_translate(out, data, out / f"checkpoints_{p}{name}", [*args, f"--X={x}", f"--Y={y}"],
-                                {"XtoY": p + name, "YtoX": ""})
+                                {"XtoY": p + name, "YtoX": ""}, plan)
 
 
 def run_demo(out: Path, plan: dict, seed: int = 0, model_names: tuple[str, ...] = (models.DEFAULT,)) -> dict:
@@ -133,13 +168,15 @@ def run_demo(out: Path, plan: dict, seed: int = 0, model_names: tuple[str, ...] 
     scores: dict = {}
     for name, inputs, kw in (("photo2labels", "testB", dict(truth=data / "testA", labels=True)),
                              ("labels2photo", "testA", dict(real=data / "trainB", truth=data / "testB"))):
+        if name not in plan.get("directions", ALL):
+            continue
         for m in model_names:
             scores[prefix(m) + name] = evaluate.evaluate(results / (prefix(m) + name), **kw)
         scores[f"{name}_identity"] = evaluate.evaluate(data / inputs, **kw)
         columns = {m: scores[prefix(m) + name] for m in model_names} | {"identity": scores[f"{name}_identity"]}
         print(evaluate.comparison(columns, name))
     scores["cost"] = {m: {k: round(statistics.mean(c[k] for c in COSTS.get(m, [])), 4)
-                          for k in ("seconds_per_step", "peak_memory_mb")} for m in model_names}
+                          for k in ("seconds_per_step", "peak_memory_mb", "steps")} for m in model_names}
     scores |= {"plan": plan, "models": list(model_names), "seconds": round(time.time() - start)}
     atomic.write_text(out / "scores.json", json.dumps(scores, indent=2) + "\n")
     _page(out, scores, model_names)
@@ -172,24 +209,33 @@ def _page(out: Path, scores: dict, model_names: tuple[str, ...]) -> None:
             return "unpaired, one run learns both directions"
         return "unpaired and one-sided: each direction is a run of its own"
 
-    cost = "".join(f"<tr><td>{m}</td><td>{html.escape(how(m))}</td>"
+    cost = "".join(f"<tr><td>{m}</td><td>{html.escape(how(m))}</td><td>{scores['cost'][m]['steps']:.0f}</td>"
                    f"<td>{scores['cost'][m]['seconds_per_step']:.4f}</td>"
                    f"<td>{scores['cost'][m]['peak_memory_mb']:.0f}</td></tr>" for m in model_names)
+    plan = "".join(f"<li>{html.escape(str(k))}: {html.escape(str(v))}</li>" for k, v in scores["plan"].items())
+    budget = (f"the same wall-clock time ({scores['plan']['minutes']} min) for every run"
+              if scores["plan"].get("minutes") else "the same steps for every model")
+    sections = ""
+    if "photo2labels" in scores["plan"].get("directions", ALL):
+        sections += f"""<h2>photo → labels, FCN-score protocol (higher is better)</h2>
+<table>{score_table('photo2labels', ('pixel_accuracy', 'class_accuracy', 'class_iou'))}</table>\n"""
+    if "labels2photo" in scores["plan"].get("directions", ALL):
+        table = score_table('labels2photo', ('kid', 'fid', 'ssim', 'psnr'))
+        sections += f"""<h2>labels → photo</h2><table>{table}</table>
+<p>KID/FID against the real training photos (lower is better;
+n = {scores['labels2photo_identity'].get('n_generated')}); SSIM/PSNR against the paired truth.</p>\n"""
+    galleries = "".join(f"<h2>{name.replace('2', ' → ')}</h2><table>{gallery(name, inputs, truths)}</table>\n"
+                        for name, inputs, truths in (("photo2labels", "testB", "testA"),
+                                                     ("labels2photo", "testA", "testB"))
+                        if name in scores["plan"].get("directions", ALL))
     page = f"""<!DOCTYPE html><html><head><meta charset="utf-8"><title>cyclegan_tf demo</title>
 <style>body{{font-family:sans-serif}} img{{width:128px;image-rendering:pixelated}} td,th{{padding:3px 8px}}</style>
 </head><body><h1>cyclegan_tf demo: ShapeScapes labels ↔ photo</h1>
-<p>Plan: {html.escape(json.dumps(scores['plan']))}; {scores['seconds']} s.
-TensorBoard: <code>tensorboard --logdir {html.escape(str(out))}</code></p>
-<h2>photo → labels, FCN-score protocol (higher is better)</h2>
-<table>{score_table('photo2labels', ('pixel_accuracy', 'class_accuracy', 'class_iou'))}</table>
-<h2>labels → photo</h2><table>{score_table('labels2photo', ('kid', 'fid', 'ssim', 'psnr'))}</table>
-<p>KID/FID against the real training photos (lower is better;
-n = {scores['labels2photo_identity'].get('n_generated')}).</p>
-<h2>Training, same steps for every model</h2><table><tr><th>model</th><th>data</th><th>s/step (median)</th>
-<th>peak memory (MB, RSS)</th></tr>{cost}</table>
-<h2>photo → labels</h2><table>{gallery('photo2labels', 'testB', 'testA')}</table>
-<h2>labels → photo</h2><table>{gallery('labels2photo', 'testA', 'testB')}</table>
-</body></html>
+<p>{scores['seconds']} s in all. TensorBoard: <code>tensorboard --logdir {html.escape(str(out))}</code></p>
+<ul>{plan}</ul>
+{sections}<h2>Training: {budget}</h2><table><tr><th>model</th><th>data</th><th>steps</th>
+<th>s/step (median)</th><th>peak memory (MB, RSS)</th></tr>{cost}</table>
+{galleries}</body></html>
 """
     atomic.write_text(out / "index.html", page)
 
@@ -205,6 +251,11 @@ def main(argv: list[str] | None = None) -> None:
                    help="train.py --precision (exports stay float32, so only training differs)")
     p.add_argument("--train_seed", type=int, default=None,
                    help="train.py --seed (default: the data's seed 0); the data and test split stay the same")
+    p.add_argument("--size", type=int, default=0, help="image size (default 64 on a CPU, 128 on a GPU)")
+    p.add_argument("--minutes", type=float, default=0,
+                   help="give every training run this wall-clock time instead of the same steps (a short probe "
+                        "run measures its speed)")
+    p.add_argument("--directions", default=",".join(ALL), help="labels2photo, photo2labels or both")
     args = p.parse_args(argv)
     chosen = tuple(m.strip() for m in args.models.split(",") if m.strip())
     if not chosen or set(chosen) - set(models.names()):
@@ -218,6 +269,15 @@ def main(argv: list[str] | None = None) -> None:
         plan["precision"] = args.precision
     if args.train_seed is not None:
         plan["train_seed"] = args.train_seed
+    if args.size:
+        plan["size"] = args.size
+    if args.minutes:
+        plan["minutes"] = args.minutes
+    directions = tuple(d.strip() for d in args.directions.split(",") if d.strip())
+    if not directions or set(directions) - set(ALL):
+        p.error(f"--directions={args.directions}: choose from {', '.join(ALL)}")
+    if directions != ALL:
+        plan["directions"] = directions
     run_demo(Path(args.out), plan, model_names=chosen)
 
 

@@ -24,7 +24,7 @@ from cyclegan_tf.config import TrainConfig
 from cyclegan_tf.distribute import is_chief, make_strategy
 from cyclegan_tf.errors import UserError
 from cyclegan_tf.models.base import Model, schedule_steps
-from cyclegan_tf.runs import Checkpointer, lock, prepare
+from cyclegan_tf.runs import Checkpointer, lock, open_networks, prepare
 
 
 class _Stop:
@@ -176,7 +176,7 @@ def _train(cfg: TrainConfig, folder: Path, model_cls: type[Model]) -> int:
         checkpointer = Checkpointer(model, ckpt_dir, cfg.keep_checkpoints, cfg.save_every)
         latest = checkpointer.restore_latest(folder, cfg.restart)
         if latest is None:
-            model.warm_start()
+            model.warm_start(open_networks)
         step = int(model.step.numpy())
         if chief:
             cfg.save(folder / "flags.json")

@@ -543,7 +543,25 @@ def define_D(
     if not features:
         return model
     layers = [n for n in feature_names(model) if n != "score"] + ["score"]
-    return keras.Model(model.input, [[model.get_layer(n).output for n in layers]], name=name)
+    return OneScale(keras.Model(model.input, [model.get_layer(n).output for n in layers], name=f"{name}_scale"),
+                    name=name)
+
+
+@keras.saving.register_keras_serializable(package="cyclegan_tf")
+class OneScale(keras.Model):
+    """A discriminator of one scale whose output is [[features…, score]], as a multi-scale one's (a
+    functional Keras model would return a one-element output list unwrapped)."""
+
+    def __init__(self, scale: keras.Model, **kwargs):
+        super().__init__(**kwargs)
+        self.scale = scale
+
+    def call(self, x, training=None):
+        return [self.scale(x, training=training)]
+
+    @property
+    def input_shape(self):
+        return self.scale.input_shape
 
 
 def _patch_discriminator(netD, ndf, n_layers_D, norm, input_nc, name, antialias) -> keras.Model:
@@ -597,6 +615,8 @@ def _multiscale_discriminator(num_D: int, ndf: int, n_layers: int, norm: str, in
         raise ValueError(f"num_D must be >= 1, got {num_D}.")
     inputs = keras.Input((None, None, input_nc))
     scales = [_pix2pixhd_patchgan(ndf, n_layers, norm, input_nc, f"scale{i}") for i in range(num_D)]
+    if num_D == 1:
+        return OneScale(scales[0], name=name)
     x, outputs = inputs, []
     for i in range(num_D):
         x = AvgPoolDown()(x) if i else x

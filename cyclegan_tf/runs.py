@@ -110,6 +110,14 @@ def restore_generators(folder: str | Path, precision: str = "fp32") -> tuple[dic
     return restore_networks(folder, None, precision)
 
 
+def open_networks(run: str, names: list[str], flag: str) -> tuple[dict[str, keras.Model], TrainConfig, Path, int]:
+    """The networks `names` of another run (a folder or a run name under checkpoints/, given by `flag`),
+    restored from its newest intact checkpoint: its weights, options, folder and step."""
+    folder = find_run(run, flag)
+    nets, cfg, _, step = restore_networks(folder, names)
+    return nets, cfg, folder, step
+
+
 def restore_networks(folder: str | Path, names: list[str] | None = None, precision: str = "fp32") -> tuple[
         dict[str, keras.Model], TrainConfig, type[Model], int]:
     """As restore_generators, for the networks `names` of the run's model (None: its generators)."""

@@ -132,3 +132,43 @@ def test_distributes_over_two_replicas(domains: dict) -> None:
     x, y = next(iter(strategy.experimental_distribute_dataset(ds)))
     parts = strategy.experimental_local_results(x)
     assert len(parts) == 2 and all(p.shape == (2, 24, 24, 3) for p in parts)
+
+
+def _label_pair(folder: Path, labels_in: str, size: int = 40) -> str:
+    """One pair: a palette label map (hard edges everywhere) in A or B, and a photo in the other."""
+    from cyclegan_tf.datasets import shapescapes
+
+    rng = np.random.default_rng(0)
+    classes = rng.integers(0, 4, (size // 4, size // 4)).repeat(4, 0).repeat(4, 1)
+    images = {"A": synthetic.textures(1, size)[0], "B": synthetic.textures(1, size)[0]}
+    images[labels_in] = shapescapes.labels(classes)
+    for side, img in images.items():
+        (folder / side).mkdir()
+        Image.fromarray(img).save(folder / side / "0.png")
+    build.build_paired(str(folder / "A"), str(folder / "B"), str(folder / "p.tfrecords"))
+    return str(folder / "p.tfrecords")
+
+
+@pytest.mark.parametrize("swap", [False, True])
+def test_label_inputs_are_resized_nearest_neighbour(tmp_path: Path, swap: bool) -> None:
+    """The input is A, or B with --direction BtoA (swap): that one is the label map."""
+    from cyclegan_tf.datasets import shapescapes
+
+    records_file = _label_pair(tmp_path, "B" if swap else "A")
+    palette = {tuple(c) for c in shapescapes.PALETTE}
+
+    def colours(labels: bool) -> set:
+        cfg = data.Preprocess(load_size=57, crop_size=48, labels=labels)
+        (x, _), = first(data.paired_dataset([records_file], 1, cfg=cfg, swap=swap))
+        return {tuple(c) for c in np.round((x[0] + 1) * 127.5).astype(int).reshape(-1, 3)}
+
+    assert colours(labels=True) <= palette  # only the classes' own colours: no class is invented
+    assert not colours(labels=False) <= palette  # bicubic blends them (what the option is for)
+
+
+def test_variable_sizes_round_to_the_generators_multiple(tmp_path: Path) -> None:
+    synthetic.write_folder(synthetic.textures(1, 48)[:, :36, :44].copy(), tmp_path / "x", fmt="png")
+    build.build_folder("x", str(tmp_path / "x"), str(tmp_path / "x.tfrecords"), seed=None)
+    cfg = data.Preprocess(mode="none", multiple=16)
+    (batch,) = first(data.domain_dataset([str(tmp_path / "x.tfrecords")], 1, cfg=cfg))
+    assert batch.shape == (1, 32, 48, 3)  # the nearest multiples of 16: 36 → 32, 44 → 48

@@ -1,3 +1,7 @@
+import random
+from pathlib import Path
+
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -97,3 +101,50 @@ def test_patch_nce_trains_the_queries_only() -> None:
         loss = losses.patch_nce(q, k)
     dq, dk = tape.gradient(loss, [q, k])
     assert dk is None and float(tf.reduce_sum(tf.abs(dq))) > 0  # the keys are held constant, as detach()
+
+
+def test_feature_matching_of_spatial_means_for_unpaired_images() -> None:
+    """Unpaired: the same features at other places match exactly; per location they would not."""
+    real = tf.constant(np.arange(16, dtype="float32").reshape([1, 4, 4, 1]))
+    fake = tf.reverse(real, axis=[1, 2])
+    scales_real, scales_fake = [[real, tf.zeros([1, 1, 1, 1])]], [[fake, tf.zeros([1, 1, 1, 1])]]
+    np.testing.assert_allclose(losses.feature_matching(scales_real, scales_fake, spatial_mean=True), [0.0])
+    assert float(losses.feature_matching(scales_real, scales_fake)[0]) > 1
+
+
+@pytest.fixture(scope="module")
+def random_vgg_weights(tmp_path_factory) -> str:
+    """VGG19 with random weights, saved as a weights file: the offline stand-in for the ImageNet file."""
+    random.seed(0)  # Keras' unseeded initialisers draw from it (a TF global seed would break tf.data)
+    path = tmp_path_factory.mktemp("vgg") / "vgg19_random.weights.h5"
+    keras.applications.VGG19(include_top=False, weights=None).save_weights(path)
+    return str(path)
+
+
+def test_vgg_loss_is_pix2pixhds_weighted_l1_of_five_relus(random_vgg_weights: str) -> None:
+    features = losses.vgg19_features(random_vgg_weights)
+    assert [t.shape[-1] for t in features.outputs] == [64, 128, 256, 512, 512]  # relu1_1 … relu5_1
+    rng = np.random.default_rng(0)
+    fake, real = (tf.constant(rng.uniform(-1, 1, (2, 32, 32, 3)), tf.float32) for _ in range(2))
+    # The images reach VGG as Keras' own preprocessing for these weights makes them (Caffe: BGR, mean 0).
+    caffe = keras.applications.vgg19.preprocess_input
+    f, r = features(caffe((fake.numpy() + 1) * 127.5)), features(caffe((real.numpy() + 1) * 127.5))
+    expected = sum(w * np.abs(a - b).mean(axis=(1, 2, 3)) for w, a, b in zip([1 / 32, 1 / 16, 1 / 8, 1 / 4, 1], f, r))
+    np.testing.assert_allclose(losses.vgg_perceptual(features, fake, real), expected, rtol=1e-4)
+    np.testing.assert_allclose(losses.vgg_perceptual(features, real, real), [0, 0])
+    fake_var, real_var = tf.Variable(fake), tf.Variable(real)
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_sum(losses.vgg_perceptual(features, fake_var, real_var))
+    grad_fake, grad_real = tape.gradient(loss, [fake_var, real_var])
+    assert grad_real is None and float(tf.reduce_sum(tf.abs(grad_fake))) > 0
+    assert not features.trainable_weights  # VGG is frozen
+
+
+def test_vgg_weights_come_from_the_flag_or_keras_cache(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    if not (Path("/tmp/.keras/models") / losses.VGG_FILE).exists():
+        assert losses.vgg_weights_path() is None
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / losses.VGG_FILE).write_bytes(b"")
+    assert losses.vgg_weights_path() == str(tmp_path / "models" / losses.VGG_FILE)
+    assert losses.vgg_weights_path("mine.h5") == "mine.h5"

@@ -95,7 +95,8 @@ def test_generators_preserve_size_and_range(netG, shape, ngf):
 def test_generator_helpers():
     assert nets.default_netG(128) == "resnet_6blocks"
     assert nets.default_netG(256) == "resnet_9blocks"
-    assert [nets.generator_multiple(g) for g in nets.GENERATORS] == [4, 4, 256, 128]
+    assert [nets.generator_multiple(g) for g in nets.GENERATORS] == [4, 4, 256, 128, 16, 32]
+    assert nets.generator_multiple("local", n_downsample_global=3, n_local_enhancers=2) == 32
 
 
 # --- normalisation ---------------------------------------------------------
@@ -404,6 +405,8 @@ def _weight_shapes(netG, ngf, norm, upsample, nc=3):
         _, *rest = conv(k, cin, cout, use_bias)
         return [(k, k, cout, cin)] + rest  # a Conv2DTranspose kernel is (k, k, out, in)
 
+    if netG in ("global", "local"):
+        return _pix2pixhd_weight_shapes(netG, ngf, norm, upsample, nc)
     if netG.startswith("resnet"):
         blocks = int(netG.removeprefix("resnet_").removesuffix("blocks"))
         return (conv(7, nc, ngf) + conv(3, ngf, 2 * ngf) + conv(3, 2 * ngf, 4 * ngf)
@@ -418,6 +421,32 @@ def _weight_shapes(netG, ngf, norm, upsample, nc=3):
     for i in range(n - 1, 0, -1):
         shapes += up(4, f[i] * (1 if i == n - 1 else 2), f[i - 1])
     return shapes + up(4, 2 * f[0], nc, use_bias=True)
+
+
+def _pix2pixhd_weight_shapes(netG, ngf, norm, upsample, nc=3, n_down=4, blocks=9, blocks_local=3):
+    """pix2pixHD's layer sequence (models/networks.py): every conv biased, batch norm adding its four."""
+    def conv(k, cin, cout):
+        return [(k, k, cin, cout), (cout,)] + [(cout,)] * 4 * (norm == "batch")
+
+    def up(cin, cout):
+        return conv(3, cin, cout) if upsample == "resize" else [(3, 3, cout, cin)] + conv(3, cin, cout)[1:]
+
+    def global_part(f):
+        shapes = conv(7, nc, f)
+        for i in range(n_down):
+            shapes += conv(3, f * 2**i, f * 2 ** (i + 1))
+        shapes += conv(3, f * 2**n_down, f * 2**n_down) * 2 * blocks
+        for i in range(n_down, 0, -1):
+            shapes += up(f * 2**i, f * 2 ** (i - 1))
+        return shapes
+
+    head = [(7, 7, ngf, nc), (nc,)]
+    if netG == "global":
+        return global_part(ngf) + head
+    # Keras orders the local generator's weights by layer depth: the enhancer's first convs come before the
+    # nested global generator (a checkpoint only needs the order to be fixed); the test reads them so.
+    front = conv(7, nc, ngf) + conv(3, ngf, 2 * ngf)
+    return front + global_part(2 * ngf) + conv(3, 2 * ngf, 2 * ngf) * 2 * blocks_local + up(2 * ngf, ngf) + head
 
 
 @pytest.mark.parametrize("netG", nets.GENERATORS)
@@ -499,3 +528,85 @@ def test_xavier_initialisation_is_torchs_xavier_normal_with_gain():
     assert np.abs(conv.kernel.numpy()).max() > 3 * np.std(conv.kernel.numpy())  # untruncated, as torch's
     assert np.std(nets.define_G("resnet_6blocks", ngf=16).get_layer("stem_conv").kernel.numpy()) == pytest.approx(
         0.02, rel=0.05)  # and normal(0, 0.02) again outside the context
+
+
+# --- pix2pixHD ---------------------------------------------------------------
+
+
+def test_pix2pixhd_parameter_counts_are_the_official_ones():
+    """Counted by hand from NVIDIA/pix2pixHD's models/networks.py (conv: cin·cout·k² + cout, every conv
+    biased; InstanceNorm2d(affine=False) has none), for Cityscapes' input: 35 labels + 1 boundary map.
+    GlobalGenerator(ngf 64, 4 downsamplings, 9 blocks): c7 36→64 112,960; downs 64→128 73,856,
+    128→256 295,168, 256→512 1,180,160, 512→1024 4,719,616; 9 blocks × 2·(1024²·9 + 1024) = 169,887,744;
+    ups 1024→512 4,719,104, 512→256 1,179,904, 256→128 295,040, 128→64 73,792; c7 64→3 9,411:
+    182,546,755. LocalEnhancer(ngf 32): that global part at ngf 64 without its c7 head (182,537,344) and
+    the enhancer: c7 36→32 56,480, 32→64 18,496, 3 blocks × 2·(64²·9 + 64) = 221,568, up 64→32 18,464,
+    c7 32→3 4,707: 319,715. NLayerDiscriminator(39 = 36 + 3 channels, ndf 64, 3 layers): 40,000 +
+    131,200 + 524,544 + 2,097,664 + 8,193 = 2,801,601 per scale."""
+    assert nets.define_G("global", 64, input_nc=36).count_params() == 182_546_755
+    local = nets.define_G("local", 32, input_nc=36)
+    assert local.count_params() == 182_857_059
+    assert local.get_layer("global").count_params() == 182_546_755 - 9_411
+    assert nets.define_D("multiscale", 64, 3, input_nc=39, num_D=3).count_params() == 3 * 2_801_601
+
+
+def test_multiscale_discriminator_scales_and_their_sizes():
+    """pix2pixHD's PatchGAN pads its 4×4 convs by 2: a side s gives s/2 + 1 three times, then + 1 twice
+    (256 → 129 → 65 → 33 → 34 → 35); each next scale sees the input average-pooled to half size."""
+    d = nets.define_D("multiscale", 8, 3, input_nc=6, num_D=3)
+    scales = d(_images(1, 256, 512, 6))
+    assert [[tuple(f.shape) for f in s] for s in scales] == [
+        [(1, 129, 257, 8), (1, 65, 129, 16), (1, 33, 65, 32), (1, 34, 66, 64), (1, 35, 67, 1)],
+        [(1, 65, 129, 8), (1, 33, 65, 16), (1, 17, 33, 32), (1, 18, 34, 64), (1, 19, 35, 1)],
+        [(1, 33, 65, 8), (1, 17, 33, 16), (1, 9, 17, 32), (1, 10, 18, 64), (1, 11, 19, 1)]]
+    # Output i comes from the nested PatchGAN scale{num_D - 1 - i}, as the official module names them.
+    half = nets.AvgPoolDown()(_images(1, 256, 512, 6, seed=3))
+    np.testing.assert_allclose(d.get_layer("scale1")(half)[-1], d(_images(1, 256, 512, 6, seed=3))[1][-1], atol=1e-5)
+    # Any D can return its features for feature matching: one scale of [layer1, …, score].
+    basic = nets.define_D("basic", 4, features=True)(_images(1, 64, 64))
+    assert len(basic) == 1 and [tuple(f.shape)[-1] for f in basic[0]] == [4, 8, 16, 32, 1]
+
+
+def _official_avg_pool(x):
+    """torch's AvgPool2d(3, stride=2, padding=1, count_include_pad=False) written out."""
+    n, h, w, c = x.shape
+    out = np.zeros((n, (h - 1) // 2 + 1, (w - 1) // 2 + 1, c))
+    for i in range(out.shape[1]):
+        for j in range(out.shape[2]):
+            window = x[:, max(0, 2 * i - 1):2 * i + 2, max(0, 2 * j - 1):2 * j + 2]
+            out[:, i, j] = window.mean(axis=(1, 2))
+    return out
+
+
+@pytest.mark.parametrize("h,w", [(8, 8), (7, 10)])
+def test_avg_pool_down_is_pix2pixhds_downsample(h, w):
+    x = _images(2, h, w, 2)
+    np.testing.assert_allclose(nets.AvgPoolDown()(x), _official_avg_pool(x), atol=1e-6)
+
+
+def test_local_enhancer_runs_the_global_generator_on_the_pooled_input():
+    g = nets.define_G("local", 4, n_downsample_global=2, n_blocks_global=1, n_blocks_local=1)
+    x = _images(1, 32, 48)
+    assert g(x).shape == (1, 32, 48, 3)
+    inner = g.get_layer("global")
+    assert isinstance(inner._inbound_nodes[0].parent_nodes[0].operation, nets.AvgPoolDown)
+    assert inner(nets.AvgPoolDown()(x)).shape == (1, 16, 24, 8)  # 2·ngf channels at half size
+    two = nets.define_G("local", 4, n_downsample_global=1, n_blocks_global=1, n_local_enhancers=2, n_blocks_local=1)
+    assert two(_images(1, 16, 24)).shape == (1, 16, 24, 3) and two.get_layer("global").input.shape[-1] == 3
+
+
+@pytest.mark.parametrize("policy", ["float32", "mixed_bfloat16"])
+def test_label_encoder_one_hot_from_grey_values_or_a_palette(policy):
+    ids = np.array([[0, 1, 34], [35, 2, 255]])
+    grey = np.repeat(ids[None, :, :, None] / 127.5 - 1.0, 3, axis=-1).astype("float32")
+    with nets.precision({"float32": "fp32", "mixed_bfloat16": "bf16"}[policy]):
+        encoder = nets.LabelEncoder(35)
+    onehot = keras.ops.convert_to_numpy(encoder(grey))
+    assert onehot.shape == (1, 2, 3, 35) and onehot.dtype == np.float32
+    np.testing.assert_array_equal(onehot.argmax(-1)[0, 0], [0, 1, 34])  # exact: the encoder computes in float32
+    np.testing.assert_array_equal(onehot.sum(-1)[0], [[1, 1, 1], [0, 1, 0]])  # ids ≥ label_nc: all zeros
+    palette = [[40, 40, 160], [220, 50, 40], [240, 220, 60]]
+    colours = np.array([[[[40, 40, 160], [238, 221, 58], [219, 52, 40]]]]) / 127.5 - 1.0  # JPEG-ish noise
+    coded = nets.LabelEncoder(4, palette)(colours.astype("float32"))
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(coded).argmax(-1), [[[0, 2, 1]]])
+    assert coded.shape[-1] == 4

@@ -11,6 +11,7 @@ A model is a tf.Module holding everything its checkpoint needs. A subclass decla
   loss_names  the losses its step returns, logged as loss/NAME
   resize_when_decaying  the decay epochs train on images resized to the crop size, without the random
               crop's zoom (CUT's official `is_finetuning`); False: one preprocessing throughout
+  demo_flags  train.py flags the offline demo adds (e.g. leaving out a loss whose weights must be fetched)
 and implements `define_networks` (name → builder), `replica_step`, `previews`, and where needed
 `validate` and `state` (more checkpointed state, e.g. image pools). The checkpoint is then built here,
 once: networks, optimisers, state, the step counter and the generators' dropout random state.
@@ -67,6 +68,7 @@ class Model(tf.Module):
     exports: ClassVar[dict[str, str]] = {}
     loss_names: ClassVar[tuple[str, ...]] = ()
     resize_when_decaying: ClassVar[bool] = False
+    demo_flags: ClassVar[tuple[str, ...]] = ()
 
     # --- declarations, read before a model is built ------------------------------------------------
 
@@ -151,8 +153,9 @@ class Model(tf.Module):
         for k, obj in {**self.nets, **self.opts}.items():
             setattr(self, k, obj)
 
-    def warm_start(self) -> None:
-        """Called once before a new run's first step (not on resume): e.g. weights from another run."""
+    def warm_start(self, open_networks: Callable) -> None:
+        """Called once before a new run's first step (not on resume): e.g. weights from another run, read
+        with `open_networks(run, names, flag) → (networks, options, folder, step)` (runs.open_networks)."""
 
     def begin_step(self, step: tf.Tensor) -> None:
         """Traced into the step before the replicas run, in cross-replica context (state changes that must

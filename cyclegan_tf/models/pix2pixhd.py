@@ -50,6 +50,7 @@ class Pix2PixHD(Pix2Pix):
                "notop.h5); default: Keras' cache, ~/.keras/models."),
     )
     loss_names = ("G_GAN", "G_GAN_Feat", "G_VGG", "D_real", "D_fake")
+    demo_flags = ("--no_vgg_loss",)  # the demo is offline: no VGG19 ImageNet weights
 
     @classmethod
     def validate(cls, cfg: TrainConfig) -> None:
@@ -125,15 +126,12 @@ class Pix2PixHD(Pix2Pix):
         adam.iterations.assign(0)
         return tf.constant(True)  # the assignments run: a tf.function keeps a branch's stateful ops
 
-    def warm_start(self) -> None:
+    def warm_start(self, open_networks: Callable) -> None:
         if self.cfg.load_pretrain:
-            self._load_pretrain(self.cfg.load_pretrain)
+            self._load_pretrain(self.cfg.load_pretrain, open_networks)
 
-    def _load_pretrain(self, run: str) -> None:
-        from cyclegan_tf import runs  # runs imports the model registry
-
-        folder = runs.find_run(run, "--load_pretrain")
-        nets, cfg, _, step = runs.restore_networks(folder, ["G", "D"])
+    def _load_pretrain(self, run: str, open_networks: Callable) -> None:
+        nets, cfg, folder, step = open_networks(run, ["G", "D"], "--load_pretrain")
         if set(nets) != {"G", "D"}:
             raise UserError(f"--load_pretrain={run}: a {cfg.model} run has no G and D to start from")
         G, weights = self.G, nets["G"].get_weights()
@@ -151,7 +149,7 @@ class Pix2PixHD(Pix2Pix):
     def _discriminator_parts(self, other: keras.Model) -> list[tuple[str, keras.Model, keras.Model]]:
         """(name, source, destination) of D's parts that can be taken from `other`: the multiscale D's
         scales by name (official: scale i keeps its absolute resolution when num_D grows), else D whole."""
-        scales = [layer.name for layer in self.D.layers if layer.name.startswith("scale")]
+        scales = sorted(layer.name for layer in self.D.layers if layer.name.startswith("scale"))
         if scales and all(layer.name in scales for layer in other.layers if layer.name.startswith("scale")):
             have = {layer.name for layer in other.layers}
             return [(n, other.get_layer(n), self.D.get_layer(n)) for n in scales if n in have]

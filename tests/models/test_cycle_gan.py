@@ -18,7 +18,8 @@ def weights(model: CycleGAN) -> list[np.ndarray]:
     return [v.numpy() for m in (model.G, model.F, model.D_X, model.D_Y) for v in m.weights]
 
 
-@pytest.mark.parametrize("options", [{}, {"gan_mode": "vanilla", "lambda_identity": 0.0, "jit_compile": True},
+@pytest.mark.parametrize("options", [{}, {"gan_mode": "vanilla", "lambda_identity": 0.0, "jit_compile": True,
+                                          "netD": "multiscale", "lambda_feat": 10.0},  # pix2pixHD's D and loss
                                      {"gan_mode": "wgangp", "norm": "batch", "upsample": "resize", "netD": "pixel"}])
 def test_a_step_trains_everything_with_finite_losses(options: dict) -> None:
     cfg = TrainConfig(**{**SMALL, **options}).resolved()
@@ -28,6 +29,7 @@ def test_a_step_trains_everything_with_finite_losses(options: dict) -> None:
     loss = step(batch(2, 1), batch(2, 2))
     assert bool(loss["finite"]) and set(LOSS_NAMES) <= loss.keys()
     assert (float(loss["identity"]) == 0.0) == (cfg.lambda_identity == 0)
+    assert (float(loss["feat"]) > 0) == (cfg.lambda_feat > 0)  # pix2pixHD's multi-scale D and feature matching
     changed = [not np.array_equal(a, b) for a, b in zip(before, weights(model)) if a.size > 1]
     assert all(changed)
     assert int(model.step.numpy()) == 1 and int(model.opt_G.iterations.numpy()) == 1

@@ -52,15 +52,20 @@ def test_the_discriminator_is_conditional_and_the_generator_has_dropout() -> Non
 
 
 @pytest.mark.parametrize("options", [{}, {"jit_compile": True, "netG": "resnet_6blocks", "norm": "instance",
-                                          "gan_mode": "lsgan"}, {"gan_mode": "wgangp", "netD": "pixel"}])
+                                          "gan_mode": "lsgan", "netD": "multiscale", "num_D": 3, "lambda_feat": 10.0,
+                                          "label_nc": 5}, {"gan_mode": "wgangp", "netD": "pixel"}])
 def test_a_step_trains_G_and_D_with_finite_losses(options: dict) -> None:
-    cfg = Pix2Pix.configure(TrainConfig(**{**TINY, **options}), set(TINY) | set(options)).resolved()
+    own = {k: options[k] for k in ("label_nc",) if k in options}
+    common = {k: v for k, v in {**TINY, **options}.items() if k not in own}
+    cfg = Pix2Pix.configure(TrainConfig(**common, extra=own), set(TINY) | set(options)).resolved()
     model = Pix2Pix(cfg, steps_per_epoch=10, global_batch=2)
     before = [v.numpy() for v in model.G.trainable_variables + model.D.trainable_variables]
     step = model.make_train_step(tf.distribute.get_strategy())
     x, y = (tf.random.stateless_uniform([2, 128, 128, 3], [s, 0], -1, 1) for s in (1, 2))
     loss = step(x, y)
     assert bool(loss["finite"]) and set(model.loss_names) <= loss.keys()
+    assert (float(loss["G_feat"]) > 0) == (cfg.lambda_feat > 0)  # pix2pixHD's multi-scale D and feature matching
+    assert model.D.input_shape[-1] == (cfg.label_nc or 3) + 3  # with --label_nc, D sees one-hot labels ‖ image
     after = [v.numpy() for v in model.G.trainable_variables + model.D.trainable_variables]
     assert all(not np.array_equal(a, b) for a, b in zip(before, after) if a.size > 1)
     assert int(model.opt_G.iterations.numpy()) == 1 and int(model.opt_D.iterations.numpy()) == 1
