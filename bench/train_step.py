@@ -48,9 +48,10 @@ def main() -> None:
     args = p.parse_args()
     common = {f.name for f in fields()}
     given = dict(_parse(s) for s in args.set)
-    cfg = TrainConfig(model=args.model, image_size=args.size, batch_size=args.batch_size, netG=args.netG,
-                      jit_compile=args.jit_compile, recompute=args.recompute, precision=args.precision,
-                      strategy=args.strategy, **{k: v for k, v in given.items() if k in common},
+    flags = dict(model=args.model, image_size=args.size, batch_size=args.batch_size, netG=args.netG,
+                 jit_compile=args.jit_compile, recompute=args.recompute, precision=args.precision,
+                 strategy=args.strategy)
+    cfg = TrainConfig(**flags | {k: v for k, v in given.items() if k in common},
                       extra={k: v for k, v in given.items() if k not in common})
     model_cls = models.get(cfg.model)
     cfg = model_cls.configure(cfg, cfg.changed()).resolved()

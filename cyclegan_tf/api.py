@@ -55,8 +55,10 @@ def train(cfg: TrainConfig | None = None, **options: Any) -> Path:
 
 
 def load_generators(run: str | Path, precision: str = "fp32") -> dict[str, keras.Model]:
-    """The generators of a run's latest checkpoint, by name (CycleGAN: G: X→Y and F: Y→X)."""
-    return runs.restore_generators(runs.find_run(run, "run"), precision=precision)[0]
+    """The generators of a run's latest checkpoint, by name (CycleGAN: G: X→Y and F: Y→X), each as its
+    export runs it (a run on label maps: with the label encoder in front, taking the label image)."""
+    nets, cfg, model_cls, _ = runs.restore_generators(runs.find_run(run, "run"), precision=precision)
+    return {name: model_cls.exported_network(cfg, nets, direction) for direction, name in model_cls.exports.items()}
 
 
 def export(run: str | Path, direction: str, target: str | Path, image_size: int = 0,
@@ -89,8 +91,10 @@ def translate(model: Any, images: Image.Image | np.ndarray) -> Image.Image | np.
 
 
 def _multiple(generator: keras.Model) -> int:
-    """The factor a generator's input sides must divide by: 2 per strided conv or blur pool (the input is
-    padded to it)."""
+    """The factor a generator's input sides must divide by (the input is padded to it): what define_G
+    recorded, else 2 per strided conv or blur pool."""
+    if getattr(generator, "input_multiple", None):
+        return generator.input_multiple
     downsampling = (keras.layers.Conv2D, networks.BlurPool2D)
     strides = [getattr(layer, "strides", (1, 1))[0] for layer in generator.layers
                if isinstance(layer, downsampling) and not isinstance(layer, keras.layers.Conv2DTranspose)]

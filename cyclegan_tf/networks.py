@@ -501,9 +501,12 @@ def define_G(
     if netG in ("global", "local"):
         sizes = {**PIX2PIXHD_G, **pix2pixhd}
         if netG == "global":
-            return _global_generator(input_nc, output_nc, ngf, sizes["n_downsample_global"], sizes["n_blocks_global"],
-                                     norm, upsample, name)
-        return _local_enhancer(input_nc, output_nc, ngf, norm, upsample, name, **sizes)
+            model = _global_generator(input_nc, output_nc, ngf, sizes["n_downsample_global"],
+                                      sizes["n_blocks_global"], norm, upsample, name)
+        else:
+            model = _local_enhancer(input_nc, output_nc, ngf, norm, upsample, name, **sizes)
+        model.input_multiple = generator_multiple(netG, sizes["n_downsample_global"], sizes["n_local_enhancers"])
+        return model
     args = (ngf, norm, upsample, use_dropout, input_nc, output_nc, name)
     if netG in _RESNET_BLOCKS:
         return _resnet_generator(_RESNET_BLOCKS[netG], *args, antialias, antialias_up)

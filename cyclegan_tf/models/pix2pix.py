@@ -88,7 +88,9 @@ class Pix2Pix(Model):
         if encoder is None:
             return G
         images = keras.Input((None, None, 3))
-        return keras.Model(images, G(encoder(images)), name="labels_to_G")
+        model = keras.Model(images, G(encoder(images)), name="labels_to_G")
+        model.input_multiple = cls.input_multiple(cfg)  # what api.translate pads to
+        return model
 
     @classmethod
     def define_networks(cls, cfg: TrainConfig) -> dict[str, Callable[[], keras.Model]]:

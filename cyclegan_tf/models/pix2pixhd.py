@@ -62,6 +62,9 @@ class Pix2PixHD(Pix2Pix):
         super().validate(cfg)
         if cfg.niter_fix_global < 0:
             raise UserError(f"--niter_fix_global={cfg.niter_fix_global}: must be at least 0")
+        if cfg.niter_fix_global and cfg.netG != "local":
+            raise UserError(f"--niter_fix_global={cfg.niter_fix_global} holds the global part of --netG local; "
+                            f"--netG={cfg.netG} has none")
         if not cfg.no_vgg_loss:
             path = losses.vgg_weights_path(cfg.vgg_weights)
             if path is None:

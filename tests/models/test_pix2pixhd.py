@@ -13,7 +13,7 @@ import pytest
 import tensorflow as tf
 from conftest import ROOT
 
-from cyclegan_tf import build, evaluate, export, inference, losses, networks
+from cyclegan_tf import api, build, evaluate, export, inference, losses, networks
 from cyclegan_tf.config import TrainConfig
 from cyclegan_tf.datasets import shapescapes
 from cyclegan_tf.distribute import make_strategy
@@ -173,6 +173,8 @@ def test_staged_training_global_then_local_resumes_exactly_and_exports_labels(pa
     out = loaded.translate((x + 1.0) * 127.5)["images"]
     expected = (G(networks.LabelEncoder(4, shapescapes.PALETTE)(x), training=False) + 1.0) * 127.5
     np.testing.assert_allclose(out, np.clip(expected, 0, 255), atol=1e-2)
+    from_api = api.translate(api.load_generators(whole)["G"], np.round((x[0].numpy() + 1) * 127.5).astype(np.uint8))
+    np.testing.assert_allclose(from_api, np.round(out[0]), atol=1)  # the API's G takes the label image too
     label_png = sorted((pairs["data"] / "testA").glob("*.png"))[0]
     odd = tmp_path / "odd.png"
     keras.utils.load_img(label_png).resize((45, 37), 0).save(odd)  # nearest: still labels
@@ -186,6 +188,7 @@ def test_staged_training_global_then_local_resumes_exactly_and_exports_labels(pa
     ({"label_nc": 3}, "--label_nc=3: the palette has 4 colours"),
     ({"vgg_weights": "/nowhere/vgg.h5", "no_vgg_loss": False}, "--vgg_weights=/nowhere/vgg.h5: no such file"),
     ({"niter_fix_global": -1}, "--niter_fix_global=-1"),
+    ({"niter_fix_global": 2}, "--netG=global has none"),
     ({"n_downsample_global": 0}, "--n_downsample_global=0"),
     ({"image_size": 34}, "--image_size=34: global needs a multiple of 4"),
 ])
