@@ -23,7 +23,7 @@ test: $(STAMP)
 test-faults: $(STAMP)
 	$(PY) -m pytest -q -n auto --dist loadfile --durations=10 tests/faults  # one file per worker: its fixtures built once
 
-# The learning tests too long for `make test` (CycleGAN's and CUT's): each trains a few hundred steps.
+# The learning tests too long for `make test` (CycleGAN's, CUT's and pix2pix's): each trains a few hundred steps.
 test-slow: $(STAMP)
 	$(PY) -m pytest -q -n auto --durations=10 -m slow --ignore=tests/faults
 

@@ -173,6 +173,11 @@ def test_staged_training_global_then_local_resumes_exactly_and_exports_labels(pa
     out = loaded.translate((x + 1.0) * 127.5)["images"]
     expected = (G(networks.LabelEncoder(4, shapescapes.PALETTE)(x), training=False) + 1.0) * 127.5
     np.testing.assert_allclose(out, np.clip(expected, 0, 255), atol=1e-2)
+    import onnxruntime  # the export converts: label encoder (argmin, one-hot) and pix2pixHD's pooling included
+
+    session = onnxruntime.InferenceSession(str(export.to_onnx(target, tmp_path / "labels2photo.onnx")))
+    onnx_out = session.run(None, {session.get_inputs()[0].name: ((x + 1.0) * 127.5).numpy()})[0]
+    np.testing.assert_allclose(onnx_out, out, atol=0.05)
     from_api = api.translate(api.load_generators(whole)["G"], np.round((x[0].numpy() + 1) * 127.5).astype(np.uint8))
     np.testing.assert_allclose(from_api, np.round(out[0]), atol=1)  # the API's G takes the label image too
     label_png = sorted((pairs["data"] / "testA").glob("*.png"))[0]
