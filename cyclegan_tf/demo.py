@@ -212,7 +212,8 @@ def _page(out: Path, scores: dict, model_names: tuple[str, ...]) -> None:
     cost = "".join(f"<tr><td>{m}</td><td>{html.escape(how(m))}</td><td>{scores['cost'][m]['steps']:.0f}</td>"
                    f"<td>{scores['cost'][m]['seconds_per_step']:.4f}</td>"
                    f"<td>{scores['cost'][m]['peak_memory_mb']:.0f}</td></tr>" for m in model_names)
-    plan = "".join(f"<li>{html.escape(str(k))}: {html.escape(str(v))}</li>" for k, v in scores["plan"].items())
+    plan = "".join(f"<li>{html.escape(str(k))}: {html.escape(', '.join(v) if isinstance(v, (list, tuple)) else str(v))}"
+                   "</li>" for k, v in scores["plan"].items())
     budget = (f"the same wall-clock time ({scores['plan']['minutes']} min) for every run"
               if scores["plan"].get("minutes") else "the same steps for every model")
     sections = ""

@@ -18,7 +18,9 @@ def weights(model: CycleGAN) -> list[np.ndarray]:
     return [v.numpy() for m in (model.G, model.F, model.D_X, model.D_Y) for v in m.weights]
 
 
-@pytest.mark.parametrize("options", [{}, {"gan_mode": "vanilla", "lambda_identity": 0.0, "jit_compile": True},
+# XLA's case is slow-marked (make test-slow): pix2pix's step test compiles one with XLA in make test.
+@pytest.mark.parametrize("options", [{}, pytest.param({"gan_mode": "vanilla", "lambda_identity": 0.0,
+                                                       "jit_compile": True}, marks=pytest.mark.slow),
                                      {"gan_mode": "wgangp", "norm": "batch", "upsample": "resize",
                                       "netD": "multiscale", "lambda_feat": 10.0}])  # pix2pixHD's D and loss
 def test_a_step_trains_everything_with_finite_losses(options: dict) -> None:
@@ -76,7 +78,7 @@ def test_resolved_defaults_follow_the_paper() -> None:
 
 # --recompute: test_recompute_gives_the_same_step
 @pytest.mark.parametrize("options", [{"precision": "bf16"}, {"precision": "fp16"},
-                                     {"precision": "bf16", "jit_compile": True}])
+                                     pytest.param({"precision": "bf16", "jit_compile": True}, marks=pytest.mark.slow)])
 def test_precision_xla_and_recompute_options_train_a_step(options: dict) -> None:
     """Each speed/memory option trains: finite losses, every weight moves, weights stay float32."""
     cfg = TrainConfig(**{**SMALL, **options}).resolved()
