@@ -58,7 +58,7 @@ def phases(args: list[str], steps: int) -> dict[str, float]:
     cfg, folder, model_cls = runs.prepare(cfg, cfg.changed())
     strategy = make_strategy(cfg.strategy, cfg.batch_size)
     mark("prepare")
-    dataset, steps_per_epoch, _ = loop.open_data(cfg, model_cls.paired)
+    dataset, steps_per_epoch, _ = loop.open_data(cfg, model_cls)
     mark("data (schema, count)")
     with strategy.scope():
         model = model_cls(cfg, steps_per_epoch, cfg.batch_size)

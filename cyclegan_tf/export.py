@@ -7,8 +7,9 @@ Signatures:
 Any H, W ≥ 1: the graph mirror-pads to the multiple the generator needs (mirroring as often as a small
 image requires) and crops back; or, with image_size > 0, resizes to that square and back (vanhuyz's
 behaviour). The training flags, the training step and the direction (XtoY or YtoX; a paired run's AtoB or
-BtoA) are stored as variables: `m.flags_json`, `m.train_step`, `m.direction`, and the compute type as
-`m.precision` (fp32, bf16, fp16).
+BtoA) are stored as variables: `m.flags_json`, `m.train_step`, `m.direction`, the compute type as
+`m.precision` (fp32, bf16, fp16), and how a resized input must be resized as `m.input_resize` (bicubic, or
+nearest for label maps).
 
 An export is written under `.NAME.tmp-PID` and swapped in whole; only a folder that is recognisably an
 export (SavedModel files and nothing else) or an empty one is ever replaced.
@@ -42,6 +43,7 @@ class Translator(tf.Module):
         super().__init__(name=f"translator_{direction}")
         self.generator, self.multiple, self.image_size = generator, multiple, image_size
         self.resize = resize  # of the input in the square mode: nearest for label maps
+        self.input_resize = tf.Variable(resize, trainable=False, name="input_resize")
         self.min_side = min_side or smallest_side(generator, multiple)
         self.flags_json = tf.Variable(json.dumps(flags, sort_keys=True), trainable=False, name="flags_json")
         self.train_step = tf.Variable(step, dtype=tf.int64, trainable=False, name="train_step")

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import glob
 import html
-import json
 import os
 import shutil
 import sys
@@ -60,16 +59,9 @@ def load_model(model: str, export_dir: str = "pretrained"):
                         "export_graph.py")
     translate = loaded.signatures["translate"]
     translate._keep_alive = loaded  # the signature needs the loaded object's variables
-    translate._labels = _takes_labels(loaded)
+    # label maps are resized nearest-neighbour; exports written before `input_resize` existed take images
+    translate._nearest = getattr(loaded, "input_resize", None) is not None and loaded.input_resize.numpy() == b"nearest"
     return translate
-
-
-def _takes_labels(loaded) -> bool:
-    """Whether an export's inputs are label maps (a run with --label_nc): resized nearest-neighbour."""
-    try:
-        return int(json.loads(loaded.flags_json.numpy()).get("label_nc", 0)) > 0
-    except (AttributeError, ValueError, TypeError):
-        return False
 
 
 def _damage(path: Path) -> str | None:
@@ -156,7 +148,7 @@ def run(model: str, input_pattern: str, output: str, *, batch_size: int = 1, ima
             skip(src, str(e))
             continue
         if image_size:  # vanhuyz's square mode: the output is image_size × image_size
-            img = img.resize((image_size, image_size), Image.NEAREST if translate._labels else Image.BICUBIC)
+            img = img.resize((image_size, image_size), Image.NEAREST if translate._nearest else Image.BICUBIC)
         arr = np.asarray(img)
         if batch and (len(batch) >= batch_size or batch[0][2].shape != arr.shape):
             flush(batch)

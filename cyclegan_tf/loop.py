@@ -93,17 +93,16 @@ class Reporter:
         self.writer.flush()
 
 
-def _preprocess(cfg: TrainConfig, model_cls: type[Model] | None = None) -> data.Preprocess:
-    multiple = model_cls.input_multiple(cfg) if model_cls else 4
-    labels = bool(model_cls and model_cls.input_is_labels(cfg))
-    return data.Preprocess(cfg.preprocess, cfg.load_size, cfg.image_size, not cfg.no_flip, multiple, labels)
+def _preprocess(cfg: TrainConfig, model_cls: type[Model]) -> data.Preprocess:
+    return data.Preprocess(cfg.preprocess, cfg.load_size, cfg.image_size, not cfg.no_flip,
+                           model_cls.input_multiple(cfg), model_cls.input_is_labels(cfg))
 
 
-def open_data(cfg: TrainConfig, paired: bool, resize_when_decaying: bool = False,
-              model_cls: type[Model] | None = None) -> tuple[Callable[[int], tf.data.Dataset], int, str]:
-    """A function giving the input stream from a step on, the steps per epoch and a description. With
-    `resize_when_decaying`, images of the decay steps are loaded at the crop size (the crop no longer zooms).
-    `model_cls` tells the multiple image sides must have and whether inputs are label maps."""
+def open_data(cfg: TrainConfig, model_cls: type[Model]) -> tuple[Callable[[int], tf.data.Dataset], int, str]:
+    """A function giving the input stream from a step on, the steps per epoch and a description, as the
+    model declares its data: paired or not, the multiple image sides must have, label-map inputs, and with
+    `resize_when_decaying` the decay steps' images loaded at the crop size (the crop no longer zooms)."""
+    paired, resize_when_decaying = model_cls.paired, model_cls.resize_when_decaying
     preprocess = _preprocess(cfg, model_cls)
     x_files = records.resolve_files(cfg.X)
     records.check_schema(x_files, paired)
@@ -163,7 +162,7 @@ def _train(cfg: TrainConfig, folder: Path, model_cls: type[Model]) -> int:
     if cfg.batch_size % strategy.num_replicas_in_sync:
         raise UserError(f"--batch_size={cfg.batch_size} must be a multiple of the "
                         f"{strategy.num_replicas_in_sync} replicas")
-    dataset, steps_per_epoch, sizes = open_data(cfg, model_cls.paired, model_cls.resize_when_decaying, model_cls)
+    dataset, steps_per_epoch, sizes = open_data(cfg, model_cls)
     with strategy.scope():
         model = model_cls(cfg, steps_per_epoch, cfg.batch_size)
     chief = cfg.strategy != "multi_worker" or is_chief()
@@ -217,7 +216,8 @@ def _run(model: Model, strategy: tf.distribute.Strategy, ds: tf.data.Dataset, ch
     batches = iter(distributed)
     # Images of varying size need a signature with unknown sides, or every new size traces the step again;
     # fixed sizes keep the static batch size (the image pool needs it, and sharding across workers hides it).
-    train_step = model.make_train_step(strategy, None if _preprocess(cfg).fixed_size else distributed.element_spec)
+    fixed = _preprocess(cfg, type(model)).fixed_size
+    train_step = model.make_train_step(strategy, None if fixed else distributed.element_spec)
     stop = _Stop()
     try:
         while step < model.total_steps and not stop.signum:

@@ -111,6 +111,17 @@ def texture_records(folder: Path, n: int) -> dict[str, str]:
     return {d: str(folder / f"{d}.tfrecords") for d in ("X", "Y")}
 
 
+def shapescapes_pairs(folder: Path, size: int, train: int, test: int) -> dict:
+    """Paired ShapeScapes (A: label maps, B: photos): {"records": the training pairs' TFRecord file, "data":
+    the folder with trainA/B and the paired test split testA/B}."""
+    from cyclegan_tf import build
+    from cyclegan_tf.datasets import shapescapes
+
+    shapescapes.generate(folder / "ss", size=size, train=train, test=test, seed=0, paired=True)
+    build.build_paired(str(folder / "ss" / "trainA"), str(folder / "ss" / "trainB"), str(folder / "pairs.tfrecords"))
+    return {"records": str(folder / "pairs.tfrecords"), "data": folder / "ss"}
+
+
 def scene_records(folder: Path, size: int = 32) -> dict[str, str]:
     """The learning tests' unpaired data: X = 64 textured scenes, Y = label maps of 64 other scenes."""
     from cyclegan_tf import build, synthetic

@@ -128,7 +128,11 @@ def test_decay_steps_load_images_at_the_crop_size_where_a_model_asks(records: di
     from cyclegan_tf import data, loop
 
     cfg = config(records, tmp_path, max_steps=8, epochs=1, epochs_decay=1, no_flip=True)  # 4 + 4 steps
-    stream, steps, _ = loop.open_data(cfg, paired=False, resize_when_decaying=True)
+    from cyclegan_tf.models.cut import CUT
+    from cyclegan_tf.models.cycle_gan import CycleGAN
+
+    assert CUT.resize_when_decaying and not CycleGAN.resize_when_decaying
+    stream, steps, _ = loop.open_data(cfg, CUT)
     whole = [data.to_unit_range(tf.image.resize(tf.cast(data.decode(r), tf.float32), [32, 32], "bicubic",
                                                 antialias=True)) for r in tf.data.TFRecordDataset(records["X"])]
 
@@ -140,5 +144,5 @@ def test_decay_steps_load_images_at_the_crop_size_where_a_model_asks(records: di
     resumed = [x for x, _ in stream(6).take(2)]  # a run resumed in the decay phase reads the same images
     for a, b in zip(resumed, xs[6:]):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
-    plain = [x for x, _ in loop.open_data(cfg, paired=False)[0](0).take(8)]
+    plain = [x for x, _ in loop.open_data(cfg, CycleGAN)[0](0).take(8)]
     assert not any(is_whole(x) for x in plain)

@@ -8,11 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import ROOT
+from conftest import ROOT, shapescapes_pairs
 
 from cyclegan_tf import build, evaluate, export, inference
 from cyclegan_tf.config import TrainConfig
-from cyclegan_tf.datasets import shapescapes
 from cyclegan_tf.errors import UserError
 from cyclegan_tf.loop import train
 from cyclegan_tf.models.cycle_gan import CycleGAN
@@ -26,10 +25,7 @@ TINY = dict(model="pix2pix", image_size=128, load_size=136, netG="unet_128", ngf
 @pytest.fixture(scope="module")
 def pairs(tmp_path_factory) -> dict:
     """Paired ShapeScapes at 128 px: training pairs as records, and the paired test split."""
-    tmp = tmp_path_factory.mktemp("pairs")
-    shapescapes.generate(tmp / "ss", size=128, train=40, test=16, seed=0, paired=True)
-    build.build_paired(str(tmp / "ss" / "trainA"), str(tmp / "ss" / "trainB"), str(tmp / "pairs.tfrecords"))
-    return {"records": str(tmp / "pairs.tfrecords"), "data": tmp / "ss"}
+    return shapescapes_pairs(tmp_path_factory.mktemp("pairs"), 128, train=40, test=16)
 
 
 def test_model_defaults_are_the_official_ones_unless_given() -> None:

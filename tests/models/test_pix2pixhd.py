@@ -11,9 +11,9 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import ROOT
+from conftest import ROOT, shapescapes_pairs
 
-from cyclegan_tf import api, build, evaluate, export, inference, losses, networks
+from cyclegan_tf import api, evaluate, export, inference, losses, networks
 from cyclegan_tf.config import TrainConfig
 from cyclegan_tf.datasets import shapescapes
 from cyclegan_tf.distribute import make_strategy
@@ -52,10 +52,7 @@ def labels(n: int, size: int = 32, seed: int = 0) -> tf.Tensor:
 @pytest.fixture(scope="module")
 def pairs(tmp_path_factory) -> dict:
     """Paired ShapeScapes at 32 px: label maps (A) and photos (B)."""
-    tmp = tmp_path_factory.mktemp("hd_pairs")
-    shapescapes.generate(tmp / "ss", size=32, train=16, test=4, seed=0, paired=True)
-    build.build_paired(str(tmp / "ss" / "trainA"), str(tmp / "ss" / "trainB"), str(tmp / "pairs.tfrecords"))
-    return {"records": str(tmp / "pairs.tfrecords"), "data": tmp / "ss"}
+    return shapescapes_pairs(tmp_path_factory.mktemp("hd_pairs"), 32, train=16, test=4)
 
 
 def test_defaults_are_the_official_ones() -> None:
