@@ -2,6 +2,7 @@
 
   python export_graph.py --checkpoint_dir checkpoints/20261122-1030 --XtoY_model man2woman --YtoX_model woman2man
   → pretrained/man2woman/ and pretrained/woman2man/, loadable with plain tf.saved_model.load.
+  python export_graph.py --checkpoint_dir checkpoints/20261122-1030 --checkpoint best   # the best by --keep_best
 """
 from __future__ import annotations
 
@@ -26,6 +27,8 @@ flags.DEFINE_integer("image_size", 0, "0: any input size (padded to what the gen
 flags.DEFINE_string("export_dir", "pretrained", "Folder that receives the exports.")
 flags.DEFINE_enum("precision", "fp32", list(PRECISIONS), "Type the exported graph computes in; bf16 is faster on "
                   "CPUs with AVX-512 BF16 or AMX (docs/benchmarks.md), fp16 on GPUs (inputs/outputs stay float32).")
+flags.DEFINE_string("checkpoint", "latest", "Which checkpoint of the run: latest (the newest intact one), best "
+                    "(kept by train.py --keep_best) or a step number N (ckpt-N).")
 flags.DEFINE_bool("onnx", False, "Also write <name>.onnx (the translate signature) with tf2onnx.")
 
 
@@ -41,7 +44,9 @@ def main(argv: list[str]) -> None:
     from cyclegan_tf.runs import find_run, read_run
 
     run = find_run(FLAGS.checkpoint_dir, "--checkpoint_dir")
-    cfg, model_cls, _ = read_run(run)
+    cfg, model_cls, prefix = read_run(run, FLAGS.checkpoint)
+    if FLAGS.checkpoint != "latest":
+        print(f"exporting {run}'s checkpoint {Path(prefix).name} (--checkpoint={FLAGS.checkpoint})")
     names = {d: FLAGS[f"{d}_model"].value for d in ("XtoY", "YtoX")}
     for direction, value in names.items():
         if value and direction not in model_cls.exports and FLAGS[f"{direction}_model"].present:
@@ -56,7 +61,8 @@ def main(argv: list[str]) -> None:
         for direction, target in targets.items():
             if export.model_name(names[direction]) != names[direction]:
                 print(f"note: {names[direction]} → {target}/ (a SavedModel folder, not a frozen .pb)")
-            written[direction] = export.write(run, direction, target, FLAGS.image_size, FLAGS.precision)
+            written[direction] = export.write(run, direction, target, FLAGS.image_size, FLAGS.precision,
+                                              FLAGS.checkpoint)
         with uninterrupted():  # one Ctrl-C must not leave XtoY new and YtoX old
             for direction, target in targets.items():
                 print(f"exported {direction} to {export.commit(written[direction], target)}")

@@ -1,4 +1,4 @@
-"""Turning image folders (or a TensorFlow Datasets split) into TFRecords: the work of build_data.py.
+"""Turning image folders (or TensorFlow Datasets splits) into TFRecords: the work of build_data.py.
 
 Images are decoded and validated in a thread pool: PIL and TensorFlow release the GIL while they
 decode and encode, so threads use every core without the start-up cost of processes. Results are
@@ -7,8 +7,11 @@ consumed in a fixed order, so the output depends only on the files and `seed`.
 from __future__ import annotations
 
 import collections
+import difflib
+import logging
 import os
 import random
+import socket
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -19,10 +22,12 @@ from typing import TYPE_CHECKING, TypeVar
 
 from tqdm import tqdm
 
-from cyclegan_tf.errors import UserError
+from cyclegan_tf.errors import UserError, disk_failure, one_line
 from cyclegan_tf.imagefiles import BadImage, ImageRecord, find_images, load_image, normalise, split_side_by_side
 
 if TYPE_CHECKING:
+    import tensorflow as tf
+
     from cyclegan_tf import records
 
 T = TypeVar("T")
@@ -253,39 +258,142 @@ def build_paired(input_a: str, input_b: str | None, output: str, *, recursive: b
     return build_all([plan], num_shards=num_shards, workers=workers)[0]
 
 
-def plan_tfds(name: str, split: str, output: str, *, data_dir: str | None = None, output_flag: str = "output",
-              seed: int | None = 0) -> Plan:
-    """One split of a TensorFlow Datasets image dataset (e.g. cycle_gan/horse2zebra, trainA)."""
+@dataclass(frozen=True)
+class TfdsSplit:
+    """One split of a TensorFlow Datasets dataset to write, and how the user named it (for messages)."""
+
+    name: str
+    split: str
+    output: str
+    output_flag: str = "output"
+    plan: str = ""  # the summary's name; the split when empty
+    given: str = ""  # the flag as given, e.g. "--X_tfds=mnist:train"; empty: --tfds_name and --tfds_split
+
+
+def parse_tfds_spec(flag: str, value: str) -> tuple[str, str]:
+    """(NAME, SPLIT) of a NAME:SPLIT flag value, or a one-line error naming `flag`.
+
+    The split follows the last colon outside brackets: a name may hold colons of its own (a version,
+    mnist:3.0.1; a namespace, huggingface:mnist) and a split may slice (train[:1000]). The split is
+    required, since with those colons a name alone cannot be told from a name and a split.
+    """
+    depth, cut = 0, -1
+    for i, c in enumerate(value):
+        depth += {"[": 1, "]": -1}.get(c, 0)
+        if c == ":" and depth == 0:
+            cut = i
+    name, split = (value[:cut].strip(), value[cut + 1:].strip()) if cut >= 0 else (value.strip(), "")
+    if not name or not split:
+        raise UserError(f"{flag}={value}: give NAME:SPLIT, e.g. mnist:train or svhn_cropped:test")
+    return name, split
+
+
+def _where_stored(data_dir: str | None, builder_dir: str) -> str:
+    if data_dir:
+        return f"--tfds_data_dir={data_dir}"
+    return f"{builder_dir} (give --tfds_data_dir if it is prepared elsewhere)"
+
+
+def _prepared(data_dir: str | None) -> list[str]:
+    """Names of the datasets prepared in `data_dir` (NAME/VERSION/dataset_info.json, or NAME/CONFIG/VERSION/…)."""
+    if not data_dir or not os.path.isdir(data_dir):
+        return []
+    return sorted({Path(p).relative_to(data_dir).parts[0] for p in
+                   [*Path(data_dir).glob("*/*/dataset_info.json"), *Path(data_dir).glob("*/*/*/dataset_info.json")]})
+
+
+def _is_network_failure(e: BaseException) -> bool:
+    """Whether a failed download failed for want of a network (not a checksum, a full disk or a manual step)."""
+    import urllib.error
+
+    import requests
+
+    return isinstance(e, (requests.ConnectionError, requests.Timeout, urllib.error.URLError, ConnectionError,
+                          TimeoutError, socket.gaierror))
+
+
+def _open_tfds(s: TfdsSplit, data_dir: str | None) -> tf.data.Dataset:
+    """The split as a dataset of undecoded images, with the dataset prepared (downloaded once if need be)."""
     import tensorflow_datasets as tfds  # slow to import; only this path needs it
 
+    name_flag = s.given or f"--tfds_name={s.name}"
+    split_flag = s.given or f"--tfds_split={s.split}"
     try:
-        builder = tfds.builder(name, data_dir=data_dir)
-    except Exception as e:  # noqa: BLE001 - tfds raises many kinds for a bad name
-        raise UserError(f"--tfds_name={name}: {str(e).splitlines()[0][:200]}") from None
-    if "image" not in builder.info.features:
-        raise UserError(f"--tfds_name={name}: dataset has no 'image' feature")
+        builder = tfds.builder(s.name, data_dir=data_dir)
+    except tfds.core.registered.DatasetNotFoundError:
+        # tfds' message lists all of its 400-odd datasets on as many lines; a close name or two says more.
+        known = _prepared(data_dir) + tfds.list_builders(with_community_datasets=False)
+        longer = [k for k in known if len(s.name) >= 3 and k.startswith(s.name.lower())]  # svhn: svhn_cropped
+        close = longer or difflib.get_close_matches(s.name.lower(), known, 3)
+        hint = f"; did you mean {' or '.join(close[:3])}?" if close else ""
+        where = f", and none is prepared under --tfds_data_dir={data_dir}" if data_dir else ""
+        raise UserError(f"{name_flag}: TensorFlow Datasets has no dataset {s.name}{where}{hint}") from None
+    except Exception as e:  # noqa: BLE001 - tfds raises many kinds for a bad name, config or version
+        raise UserError(f"{name_flag}: {one_line(str(e))[:200]}") from None
+    features = builder.info.features
+    image = features["image"] if isinstance(features, tfds.features.FeaturesDict) and "image" in features else None
+    if not isinstance(image, tfds.features.Image):
+        raise UserError(f"{name_flag}: dataset {s.name} has no 'image' feature of encoded images")
+    if not sys.stderr.isatty():
+        tfds.disable_progress_bar()  # as ours (see _write): bars are for terminals, not for logs
     from tensorflow_datasets.core.download import downloader
 
     # tfds retries a failed download 10 times with exponential back-off (3.5 minutes); an offline
     # user should hear at once, and a real connection rarely needs more than two tries.
     downloader.MAX_RETRIES = min(getattr(downloader, "MAX_RETRIES", 2), 2)
+    # urllib3 warns at every retry; the one line below says what they amount to.
+    logging.getLogger("urllib3").setLevel(logging.ERROR)
     try:
         builder.download_and_prepare()
-        ds = builder.as_dataset(split=split, decoders={"image": tfds.decode.SkipDecoding()})
-    except ValueError as e:
-        raise UserError(f"--tfds_split={split}: {str(e).splitlines()[0][:200]}") from None
     except Exception as e:  # noqa: BLE001 - network failures surface as many exception types
-        raise UserError(f"--tfds_name={name}: the dataset could not be downloaded and is not in "
-                        f"{builder.data_dir} ({type(e).__name__}); these machines may be offline") from None
-    jobs: list[Job] = []
-    for i, ex in enumerate(tfds.as_numpy(ds)):
-        label = f"{name}/{split}[{i}]"
-        jobs.append((label, lambda data=ex["image"], label=label: normalise(data, label)))
-    return Plan(split, output, _shuffled(jobs, seed), f"--tfds_split={split}", output_flag)
+        where = _where_stored(data_dir, str(builder.data_dir))
+        if _is_network_failure(e):
+            raise UserError(f"{name_flag}: {s.name} is not prepared in {where} and could not be downloaded "
+                            f"({type(e).__name__}); these machines may be offline") from None
+        disk = disk_failure(e, builder.data_dir)
+        if disk is not None:
+            raise disk from None
+        raise UserError(f"{name_flag}: {s.name} is not prepared in {where} and preparing it failed: "
+                        f"{one_line(str(e))[:200]}") from None
+    try:
+        return builder.as_dataset(split=s.split, decoders={"image": tfds.decode.SkipDecoding()})
+    except ValueError as e:  # an unknown split, or a slice tfds cannot parse
+        raise UserError(f"{split_flag}: {one_line(str(e))[:200]}") from None
+
+
+def plan_tfds_splits(splits: list[TfdsSplit], *, data_dir: str | None = None, seed: int | None = 0) -> list[Plan]:
+    """Splits of TensorFlow Datasets image datasets (e.g. mnist train; cycle_gan/horse2zebra trainA).
+
+    Every dataset is prepared and every split opened before any is read, so a missing second dataset is
+    reported before the first one's images are read. Images are stored as the dataset's own encoded
+    bytes where TensorFlow decodes them to PIL's picture (imagefiles.normalise), as files from a folder
+    are: a grey image (MNIST's 28×28×1 PNG) stays a grey PNG, which every reader decodes with
+    channels=3, so the pipeline sees RGB with the grey value in all three channels.
+    """
+    import tensorflow_datasets as tfds
+
+    opened = [_open_tfds(s, data_dir) for s in splits]
+    plans = []
+    for s, ds in zip(splits, opened):
+        jobs: list[Job] = []
+        for i, ex in enumerate(tfds.as_numpy(ds)):
+            label = f"{s.name}/{s.split}[{i}]"
+            jobs.append((label, lambda data=ex["image"], label=label: normalise(data, label)))
+        source = s.given or f"--tfds_split={s.split}"
+        if not jobs:
+            raise UserError(f"{source}: the split holds no images")
+        plans.append(Plan(s.plan or s.split, s.output, _shuffled(jobs, seed), source, s.output_flag))
+    return plans
+
+
+def plan_tfds(name: str, split: str, output: str, *, data_dir: str | None = None, output_flag: str = "output",
+              seed: int | None = 0) -> Plan:
+    """One split of a TensorFlow Datasets image dataset (e.g. cycle_gan/horse2zebra, trainA)."""
+    return plan_tfds_splits([TfdsSplit(name, split, output, output_flag)], data_dir=data_dir, seed=seed)[0]
 
 
 def build_tfds(name: str, split: str, output: str, *, data_dir: str | None = None, seed: int | None = 0,
                num_shards: int = 1, workers: int = 0) -> Summary:
-    """One split of a TensorFlow Datasets image dataset into `output`: see plan_tfds."""
+    """One split of a TensorFlow Datasets image dataset into `output`: see plan_tfds_splits."""
     plan = plan_tfds(name, split, output, data_dir=data_dir, seed=seed)
     return build_all([plan], num_shards=num_shards, workers=workers)[0]

@@ -17,9 +17,9 @@ from cyclegan_tf import atomic, options
 from cyclegan_tf.errors import UserError
 
 # Changing these on resume would not fit the saved weights (image_size and pool_size: the pools' shape;
-# precision: fp16 adds loss-scale state to the optimisers).
+# precision: fp16 adds loss-scale state to the optimisers; ghm_bins: the GHM-C statistics' shape).
 ARCHITECTURE = ("model", "netG", "netD", "num_D", "ngf", "ndf", "n_layers_D", "norm", "upsample", "use_dropout",
-                "image_size", "pool_size", "direction", "precision")
+                "image_size", "pool_size", "direction", "precision", "ghm_bins")
 
 
 def _f(default, help: str, choices: tuple | None = None):  # noqa: A002 - mirrors absl's name
@@ -51,13 +51,20 @@ class TrainConfig:
                        options.UPSAMPLES)
     use_dropout: bool = _f(False, "Dropout 0.5 in the generator (pix2pix uses it; CycleGAN does not).")
     # Losses
-    gan_mode: str = _f("lsgan", "lsgan | vanilla | wgangp.", options.GAN_MODES)
+    gan_mode: str = _f("lsgan", "lsgan | vanilla | wgangp | focal | ghmc. focal (Lin et al. 2017) and ghmc "
+                       "(GHM-C, Li et al. 2019) change D's loss only; G's is then vanilla's non-saturating BCE.",
+                       options.GAN_MODES)
     use_lsgan: bool = _f(True, "vanhuyz's flag: --nouse_lsgan means --gan_mode vanilla.")
     real_label: float = _f(1.0, "Target for real images, in (0, 1] (vanhuyz used 0.9).")
     lambda1: float = _f(10.0, "Weight of the cycle loss X → Y → X.")
     lambda2: float = _f(10.0, "Weight of the cycle loss Y → X → Y.")
     lambda_identity: float = _f(0.5, "Identity loss weight, times lambda1/lambda2; 0 skips its forward passes.")
     lambda_gp: float = _f(10.0, "Gradient penalty weight (wgangp).")
+    focal_gamma: float = _f(2.0, "--gan_mode focal: focusing parameter γ ≥ 0 of (1 − p_t)^γ (0: α-weighted BCE).")
+    focal_alpha: float = _f(0.5, "--gan_mode focal: weight α of the real term (1 − α of the fake one), in (0, 1).")
+    ghm_bins: int = _f(10, "--gan_mode ghmc: equal bins of the gradient norm |σ(logit) − target| over [0, 1].")
+    ghm_momentum: float = _f(0.75, "--gan_mode ghmc: momentum of the bins' running counts, in [0, 1) (0: this "
+                             "step's counts).")
     lambda_L1: float = _f(100.0, "pix2pix: weight of the L1 distance between output and target.")
     lambda_feat: float = _f(0.0, "Weight of the discriminator feature-matching loss (pix2pixHD's; 0: off). Paired "
                             "models match features per location, unpaired ones their spatial means.")
@@ -93,6 +100,17 @@ class TrainConfig:
     keep_checkpoints: int = _f(3, "Checkpoints this session keeps (it never deletes an earlier session's).")
     restart: bool = _f(False, "Train from step 0 in a run folder whose checkpoints cannot be read (they stay until "
                        "overwritten); refused where an intact checkpoint exists.")
+    # Evaluation during training (cyclegan_tf/evaluator.py)
+    eval_every: int = _f(0, "Evaluate on the held-out set every this many steps, and at the end (0: never).")
+    eval_every_epochs: int = _f(0, "Evaluate every this many epochs instead of --eval_every.")
+    eval_X: str = _f("", "Held-out images of X (a TFRecord file or a folder; a paired model's pairs: "
+                     "build_data.py --paired records).")
+    eval_Y: str = _f("", "Held-out images of Y (a TFRecord file or a folder).")
+    eval_truth_X: str = _f("", "Ground truth of F(--eval_Y): X images named as --eval_Y's (PSNR/SSIM).")
+    eval_truth_Y: str = _f("", "Ground truth of G(--eval_X): Y images named as --eval_X's (PSNR/SSIM).")
+    eval_images: int = _f(0, "Use at most this many held-out images per domain (0: all).")
+    keep_best: str = _f("", "Keep the checkpoint that scores best on this, e.g. fid_XtoY, kid_YtoX, "
+                        "coverage_XtoY, psnr_XtoY (default: fid of the first direction); 'none' keeps none.")
     # The chosen model's own options (Model.options), by name.
     extra: dict = field(default_factory=dict, metadata={"help": "", "choices": None})
 
@@ -150,6 +168,19 @@ class TrainConfig:
             raise UserError(f"--adam_eps={self.adam_eps}: must be positive")
         if not 0 < self.real_label <= 1:
             raise UserError(f"--real_label={self.real_label}: must be in (0, 1]")
+        if self.gan_mode == "focal" and self.real_label != 1:
+            raise UserError(f"--real_label={self.real_label}: --gan_mode focal needs hard labels (--real_label 1)")
+        if not (self.focal_gamma >= 0 and math.isfinite(self.focal_gamma)):
+            raise UserError(f"--focal_gamma={self.focal_gamma}: must be a number of at least 0")
+        if not 0 < self.focal_alpha < 1:
+            raise UserError(f"--focal_alpha={self.focal_alpha}: must be in (0, 1)")
+        _at_least("ghm_bins", self.ghm_bins, 1)
+        if not 0 <= self.ghm_momentum < 1:
+            raise UserError(f"--ghm_momentum={self.ghm_momentum}: must be in [0, 1)")
+        if self.gan_mode == "ghmc" and self.jit_compile and self.strategy != "default":
+            # the bin counts are all-reduced inside D's step, which XLA compiles: no synchronisation there
+            raise UserError("--gan_mode ghmc with --jit_compile: its statistics are summed over replicas inside the "
+                            "compiled step; give --strategy default (one device) or drop --jit_compile")
         if self.max_steps == 0 and self.epochs + self.epochs_decay == 0:
             raise UserError("--epochs and --epochs_decay are both 0: nothing to train (or give --max_steps)")
         if self.pool_size > 0 and self.preprocess in ("scale_width", "none"):

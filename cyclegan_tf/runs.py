@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import fcntl
+import json
 import os
 import re
 import shutil
@@ -76,17 +77,15 @@ def prepare(cfg: TrainConfig, explicit: set[str]) -> tuple[TrainConfig, Path, ty
     return cfg, folder, model_cls
 
 
-def read_run(folder: str | Path) -> tuple[TrainConfig, type[Model], str]:
-    """A run's options, model class and newest intact checkpoint; one-line errors for what is not a run."""
+def read_run(folder: str | Path, which: str = "latest") -> tuple[TrainConfig, type[Model], str]:
+    """A run's options, model class and checkpoint `which` (latest: the newest intact one; best: the one
+    --keep_best kept; or a step); one-line errors for what is not a run."""
     folder = Path(folder)
     if not folder.is_dir():
         raise UserError(f"{folder}: no such run folder")
     if not (folder / "flags.json").exists() or not checkpoints(folder):
         raise UserError(f"{folder}: no checkpoint of a training run (flags.json and ckpt-N files)")
-    latest, skipped = newest_intact(folder)
-    _warn_skipped(skipped, latest)
-    if latest is None:
-        raise UserError(f"{folder}: no intact checkpoint ({'; '.join(skipped)})")
+    chosen = choose_checkpoint(folder, which)
     saved = TrainConfig.load(folder / "flags.json")
     try:
         cfg = TrainConfig(**saved)
@@ -98,16 +97,44 @@ def read_run(folder: str | Path) -> tuple[TrainConfig, type[Model], str]:
         cfg.validate()
     except UserError as e:
         raise UserError(f"{folder / 'flags.json'}: {e}") from None
-    return cfg, model_cls, latest
+    return cfg, model_cls, chosen
 
 
-def restore_generators(folder: str | Path, precision: str = "fp32") -> tuple[dict[str, keras.Model], TrainConfig,
-                                                                               type[Model], int]:
-    """The generators a run's model declares for export, restored from its latest checkpoint, with the
-    run's options, model class and step. `precision`: the type the restored networks compute in (the
-    weights are float32 whatever the run trained with). A generator missing from the checkpoint is an
-    error, never a randomly initialised export."""
-    return restore_networks(folder, None, precision)
+def choose_checkpoint(folder: Path, which: str = "latest") -> str:
+    """The prefix of checkpoint `which` of a run folder: latest, best or a step; one line if there is none
+    or it does not read back whole."""
+    if which == "latest":
+        latest, skipped = newest_intact(folder)
+        _warn_skipped(skipped, latest)
+        if latest is None:
+            raise UserError(f"{folder}: no intact checkpoint ({'; '.join(skipped)})")
+        return latest
+    if which == "best":
+        best = read_best(folder)
+        if best is None:
+            raise UserError(f"--checkpoint=best: {folder} kept no best checkpoint (train with --eval_every and "
+                            "--keep_best)")
+        prefix = str(folder / best["checkpoint"])
+    elif which.isdigit():
+        prefix = str(folder / f"ckpt-{int(which)}")
+        if not Path(prefix + ".index").exists():
+            steps = ", ".join(str(s) for s in checkpoints(folder))
+            raise UserError(f"--checkpoint={which}: {folder} has no checkpoint of step {int(which)} (it has {steps})")
+    else:
+        raise UserError(f"--checkpoint={which}: give latest, best or a step number")
+    reason = damage(prefix)
+    if reason:
+        raise UserError(f"--checkpoint={which}: {prefix} cannot be read ({reason})")
+    return prefix
+
+
+def restore_generators(folder: str | Path, precision: str = "fp32", which: str = "latest") -> tuple[
+        dict[str, keras.Model], TrainConfig, type[Model], int]:
+    """The generators a run's model declares for export, restored from its checkpoint `which` (latest, best
+    or a step), with the run's options, model class and step. `precision`: the type the restored networks
+    compute in (the weights are float32 whatever the run trained with). A generator missing from the
+    checkpoint is an error, never a randomly initialised export."""
+    return restore_networks(folder, None, precision, which)
 
 
 def open_networks(run: str, names: list[str], flag: str) -> tuple[dict[str, keras.Model], TrainConfig, Path, int]:
@@ -118,10 +145,10 @@ def open_networks(run: str, names: list[str], flag: str) -> tuple[dict[str, kera
     return nets, cfg, folder, step
 
 
-def restore_networks(folder: str | Path, names: list[str] | None = None, precision: str = "fp32") -> tuple[
-        dict[str, keras.Model], TrainConfig, type[Model], int]:
+def restore_networks(folder: str | Path, names: list[str] | None = None, precision: str = "fp32",
+                     which: str = "latest") -> tuple[dict[str, keras.Model], TrainConfig, type[Model], int]:
     """As restore_generators, for the networks `names` of the run's model (None: its generators)."""
-    cfg, model_cls, latest = read_run(folder)
+    cfg, model_cls, latest = read_run(folder, which)
     builders = model_cls.define_networks(cfg)
     with networks.precision(precision):
         nets = {name: builders[name]() for name in names or model_cls.generator_names() if name in builders}
@@ -137,6 +164,8 @@ def restore_networks(folder: str | Path, names: list[str] | None = None, precisi
 
 
 _CKPT = re.compile(r"^ckpt-(\d+)\.(?:index|data-\d{5}-of-\d{5})$")
+_BEST = re.compile(r"^best-(\d+)\.(?:index|data-\d{5}-of-\d{5})$")
+BEST_FILE = Path("eval", "best.json")
 _SAVE_TEMP = re.compile(r"^ckpt-\d+_temp$")  # TensorFlow's folder for a save in progress
 
 
@@ -212,6 +241,54 @@ def _warn_skipped(skipped: list[str], used: str | None, aside: list[str] = ()) -
         then = f"using {Path(used).name}" if used else "starting at step 0 (--restart)"
         print(f"warning: skipped damaged checkpoint(s) {'; '.join(skipped)}{moved}; {then}", file=sys.stderr,
               flush=True)
+
+
+def read_best(folder: Path) -> dict | None:
+    """RUN/eval/best.json: the metric, step, value, scores and checkpoint name (best-N) of the best checkpoint
+    kept by --keep_best, or None."""
+    path = folder / BEST_FILE
+    try:
+        best = json.loads(path.read_text()) if path.is_file() else None
+    except (OSError, ValueError):
+        return None
+    ok = isinstance(best, dict) and isinstance(best.get("step"), int) and isinstance(best.get("checkpoint"), str)
+    return best if ok and _BEST.match(best["checkpoint"] + ".index") else None
+
+
+def save_best(folder: Path, step: int, record: dict) -> str:
+    """Keeps the checkpoint ckpt-`step` (saved already) as best-`step`: its files hard-linked (copied where
+    links are refused) under temporary names and renamed, then recorded in eval/best.json, then the previous
+    best's files removed. A kill at any moment leaves best.json naming whole files. Returns best-`step`."""
+    name = f"best-{step}"
+    previous = read_best(folder)
+    for f in folder.glob(f"ckpt-{step}.*"):
+        if _CKPT.match(f.name):
+            with atomic.atomic_path(folder / f.name.replace(f"ckpt-{step}", name, 1)) as tmp:
+                try:
+                    os.link(f, tmp)
+                except OSError:
+                    shutil.copyfile(f, tmp)
+    (folder / BEST_FILE).parent.mkdir(parents=True, exist_ok=True)
+    atomic.write_text(folder / BEST_FILE, json.dumps({**record, "checkpoint": name}, indent=2) + "\n")
+    if previous and previous["checkpoint"] != name:
+        _remove_best(folder, keep=name)
+    return name
+
+
+def _remove_best(folder: Path, keep: str) -> None:
+    """Removes best-N files other than `keep`: ours by their name, and no longer named by best.json."""
+    for f in folder.iterdir():
+        if _BEST.match(f.name) and not f.name.startswith(keep + "."):
+            f.unlink(missing_ok=True)
+
+
+def clean_best(folder: Path) -> None:
+    """What a run killed while keeping a best checkpoint left: temporary files, and best-N files that
+    best.json does not name (written just before the kill)."""
+    atomic.remove_stale(folder / "best")
+    best = read_best(folder)
+    if best is not None:
+        _remove_best(folder, keep=best["checkpoint"])
 
 
 @contextlib.contextmanager

@@ -12,12 +12,13 @@ PACKAGE = ROOT / "cyclegan_tf"
 LAYERS = [
     {"errors", "atomic", "options", "console"},
     {"config", "imagefiles", "synthetic"},
-    {"records", "data", "networks", "losses", "pool", "optim", "build", "fid_inception", "datasets"},
+    {"records", "data", "networks", "losses", "pool", "optim", "build", "fid_inception", "metrics",
+     "datasets"},
     {"models"},
-    {"distribute", "runs"},
+    {"distribute", "runs", "evaluator"},
     {"loop"},
     {"export", "inference", "evaluate"},
-    {"api", "demo"},
+    {"api", "demo", "report"},
 ]
 LAYER = {name: i for i, names in enumerate(LAYERS) for name in names}
 

@@ -23,6 +23,11 @@ def test_reduced_demo(tmp_path: Path) -> None:
     for img in page.split("src='")[1:]:
         assert (tmp_path / "demo" / img.split("'")[0]).exists()
     assert "demo finished" in r.stdout
+    # every run evaluated on the test split during training, and has its report, linked from the page
+    for run in ("checkpoints", "checkpoints_pix2pix_photo2labels", "checkpoints_pix2pix_labels2photo"):
+        (line,) = (tmp_path / "demo" / run / "eval" / "scores.jsonl").read_text().splitlines()
+        assert json.loads(line)["step"] == 4 and (tmp_path / "demo" / run / "eval" / "best.json").exists()
+        assert (tmp_path / "demo" / run / "report.html").exists() and f"'{run}/report.html'" in page
     # each model's training cost, from its own runs: the logged speed and the train.py process's peak RSS
     for m in ("cycle_gan", "pix2pix"):
         cost = scores["cost"][m]

@@ -51,6 +51,8 @@ def test_fid_kid_on_inception_features(tmp_path) -> None:
     photos = np.stack([shapescapes.render(shapescapes.layout(rng, 64), rng) for _ in range(24)])
     same = evaluate.distribution_scores(photos, photos)
     assert same["n_generated"] == same["n_real"] == 24
+    # every generated image is a real one: inside the real balls and covering them all
+    assert same["precision"] == same["recall"] == same["coverage"] == 1.0 and same["density"] > 0
     # the noisy sets' scores from features computed once per set (Inception on CPU is the slow part)
     real = fid_inception.features(photos)
     noisy = [fid_inception.features(np.clip(photos + np.random.default_rng(1).normal(0, s, photos.shape), 0, 255)
@@ -85,3 +87,128 @@ def test_command_line_compares_models_side_by_side(tmp_path, capsys) -> None:
     header = capsys.readouterr().out.splitlines()[1].split()
     assert header == ["good", "bad", "identity"]
     assert evaluate.main(["--identity", "--truth", str(tmp_path / "truth")]) == 2
+
+
+def test_prdc_by_hand() -> None:
+    """1-D points whose k-NN balls (open intervals) are counted by hand."""
+    # k = 1. Real radii: 0→1, 1→1, 3→2, 7→4: balls (−1, 1), (0, 2), (1, 5), (3, 11).
+    # Fake radii: 0.5→5, 5.5→0.5, 6→0.5, 30→1, 31→1: balls (−4.5, 5.5), (5, 6), (5.5, 6.5), (29, 31), (30, 32).
+    real, fake = np.array([[0.0], [1], [3], [7]]), np.array([[0.5], [5.5], [6], [30], [31]])
+    s = evaluate.prdc(real, fake, k=1)
+    assert s["precision"] == pytest.approx(3 / 5)  # 0.5, 5.5, 6 lie in a real ball; 30, 31 in none
+    assert s["recall"] == pytest.approx(3 / 4)  # 0, 1, 3 lie in a fake ball; 7 in none
+    assert s["density"] == pytest.approx((2 + 1 + 1) / (1 * 5))  # 0.5 in two real balls, 5.5 and 6 in one each
+    assert s["coverage"] == pytest.approx(3 / 4)  # 3's nearest fake (2.5 away) is outside its radius 2
+    # k = 2. Real radii: 0→2, 1→1, 2→2, 10→9: balls (−2, 2), (0, 2), (0, 4), (1, 19); fake ones: (−9, 12),
+    # (−6, 12), (1.5, 22.5). Fake 1.5 lies in 4 real balls, 3 in 2, 12 in 1: density 7 / (2·3) > 1.
+    s = evaluate.prdc(np.array([[0.0], [1], [2], [10]]), np.array([[1.5], [3], [12]]), k=2)
+    assert s == pytest.approx({"precision": 1.0, "recall": 1.0, "density": 7 / 6, "coverage": 1.0})
+
+
+def test_prdc_needs_more_than_k_per_set() -> None:
+    a = np.random.default_rng(0).normal(size=(6, 4))
+    assert set(evaluate.prdc(a, a + 0.1, k=5)) == {"precision", "recall", "density", "coverage"}  # k + 1 is enough
+    with pytest.raises(ValueError, match="more than k=5 .* got 5 real and 6 generated"):
+        evaluate.prdc(a[:5], a, k=5)
+    with pytest.raises(ValueError, match="more than k=2"):
+        evaluate.prdc(a, a[:2], k=2)
+
+
+def test_inception_score_by_hand() -> None:
+    """IS = exp(mean KL(p(y|x) ‖ p(y))): uniform predictions give 1; confident ones, exp(entropy of p(y))."""
+    c = 1008
+    assert evaluate.inception_score(np.zeros((20, c))) == pytest.approx((1.0, 0.0))
+    confident = np.zeros((24, c))
+    confident[np.arange(24), np.arange(24) % 4] = 60.0  # e^-60 on the other 1007 classes: one-hot to 1e-23
+    assert evaluate.inception_score(confident, splits=2) == pytest.approx((4.0, 0.0))  # 4 classes, 3 of each
+    # split 1 all one class (IS 1), split 2 four classes (IS 4): mean 2.5, population std 1.5
+    mixed = np.zeros((8, c))
+    mixed[np.arange(8), [0, 0, 0, 0, 0, 1, 2, 3]] = 60.0
+    assert evaluate.inception_score(mixed, splits=2) == pytest.approx((2.5, 1.5))
+    # unbalanced classes 3:3:2:2 in one split: exp(H(0.3, 0.3, 0.2, 0.2))
+    unbalanced = np.zeros((10, c))
+    unbalanced[np.arange(10), [0, 0, 0, 1, 1, 1, 2, 2, 3, 3]] = 60.0
+    h = -2 * 0.3 * np.log(0.3) - 2 * 0.2 * np.log(0.2)
+    assert evaluate.inception_score(unbalanced, splits=1)[0] == pytest.approx(np.exp(h))
+    # soft, 2 classes: p = (3/4, 1/4) and (1/4, 3/4), p(y) = (1/2, 1/2); the softmax ignores a shared offset
+    soft = np.log([[3.0, 1.0], [1.0, 3.0]]) + 7.0
+    assert evaluate.inception_score(soft, splits=1)[0] == pytest.approx(1.5 ** 0.75 * 0.5 ** 0.25)
+    with pytest.raises(ValueError, match="at least 10 images"):
+        evaluate.inception_score(np.zeros((9, c)))
+
+
+def _folders(tmp_path, sizes: dict[str, int]) -> dict[str, str]:
+    from PIL import Image
+
+    out = {}
+    for name, n in sizes.items():
+        (tmp_path / name).mkdir()
+        for i in range(n):
+            rgb = np.random.default_rng([len(name), i]).integers(0, 256, (8, 8, 3), dtype=np.uint8)
+            Image.fromarray(rgb).save(tmp_path / name / f"{i}.png")
+        out[name] = str(tmp_path / name)
+    return out
+
+
+def test_small_sets_warn_once_and_report_n(tmp_path, capsys, monkeypatch) -> None:
+    """Below 2048 images FID's bias is a warning (once per run, whatever the columns); PRDC is left out, with a
+    warning, for sets of k or fewer; n is always reported."""
+    import json
+
+    from cyclegan_tf import fid_inception
+
+    # features from the pixels, not Inception: these tests are about the command, not the network
+    monkeypatch.setattr(fid_inception, "features", lambda images: images.reshape(len(images), -1) / 255.0)
+    f = _folders(tmp_path, {"a": 7, "b": 9, "real": 8, "few": 3})
+    out = tmp_path / "scores.json"
+    assert evaluate.main(["--generated", f["a"], "--generated", f["b"], "--real", f["real"], "--json", str(out)]) == 0
+    err = capsys.readouterr().err.splitlines()
+    assert err == ["warning: FID is biased upward below 2048 images per set (found 7 generated, 8 real): compare "
+                   "FIDs only at the same n (--floor helps)"]
+    scores = json.loads(out.read_text())
+    assert [(s["n_generated"], s["n_real"]) for s in scores.values()] == [(7, 8), (9, 8)]
+    assert all({"fid", "kid", "precision", "recall", "density", "coverage"} <= set(s) for s in scores.values())
+    assert evaluate.main(["--generated", f["few"], "--real", f["real"], "--json", str(out)]) == 0
+    err = capsys.readouterr().err.splitlines()
+    assert err[0] == ("warning: precision/recall/density/coverage need more than 5 images per set (found 3 "
+                      "generated, 8 real): left out") and len(err) == 2  # and the FID warning again: a new run
+    scores = json.loads(out.read_text())
+    assert scores["n_generated"] == 3 and "fid" in scores and "precision" not in scores
+
+
+def test_inception_weights_flag(tmp_path, capsys, monkeypatch) -> None:
+    """--inception_weights adds is_mean/is_std; a missing or wrong file is one line saying where to get it."""
+    import json
+
+    from cyclegan_tf import fid_inception
+
+    f = _folders(tmp_path, {"gen": 20})
+    missing = tmp_path / "nowhere.pth"
+    assert evaluate.main(["--generated", f["gen"], "--inception_weights", str(missing)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"error: --inception_weights={missing}: no such file")
+    assert fid_inception.IS_WEIGHTS in err[0] and fid_inception.IS_WEIGHTS_URL in err[0]
+    (tmp_path / "other.pth").write_bytes(b"PK not the weights")
+    assert evaluate.main(["--generated", f["gen"], "--inception_weights", str(tmp_path / "other.pth")]) == 2
+    assert "sha256 starts" in capsys.readouterr().err
+
+    # the wiring, with a stand-in classifier: two confident classes, one image of each in each of the 10 splits
+    seen = []
+    monkeypatch.setattr(fid_inception, "classifier", lambda path, check_hash=True: seen.append(path))
+
+    def logits_and_features(images, path):
+        z = np.zeros((len(images), 1008))
+        z[np.arange(len(images)), np.arange(len(images)) % 2] = 60.0
+        return z, np.zeros((len(images), 2048))
+
+    monkeypatch.setattr(fid_inception, "logits_and_features", logits_and_features)
+    out = tmp_path / "scores.json"
+    assert evaluate.main(["--generated", f["gen"], "--inception_weights", "w.pth", "--json", str(out)]) == 0
+    scores = json.loads(out.read_text())
+    assert seen == ["w.pth"] and scores["n"] == 20
+    assert scores["is_mean"] == pytest.approx(2.0, rel=1e-6) and scores["is_std"] == pytest.approx(0.0, abs=1e-6)
+    assert "is_mean" in capsys.readouterr().out
+    few = _folders(tmp_path, {"few": 9})["few"]
+    assert evaluate.main(["--generated", few, "--inception_weights", "w.pth"]) == 2
+    assert capsys.readouterr().err.strip() == (f"error: {few}: the Inception Score needs at least 10 images "
+                                               "(one per split), found 9")

@@ -148,3 +148,130 @@ def test_vgg_weights_come_from_the_flag_or_keras_cache(tmp_path, monkeypatch) ->
     (tmp_path / "models" / losses.VGG_FILE).write_bytes(b"")
     assert losses.vgg_weights_path() == str(tmp_path / "models" / losses.VGG_FILE)
     assert losses.vgg_weights_path("mine.h5") == "mine.h5"
+
+
+def _logits(p) -> tf.Tensor:
+    """Logits of the probabilities σ(logit) = p, as score maps [B, 1, W, 1]."""
+    p = np.asarray(p, np.float64)
+    return tf.constant(np.log(p / (1 - p))[:, None, :, None], tf.float32)
+
+
+def test_focal_is_lins_loss_computed_from_logits() -> None:
+    p = np.array([[0.9, 0.2], [0.5, 0.999]])
+    x = _logits(p)
+    real = -0.25 * (1 - p) ** 2 * np.log(p)  # −α (1 − p)^γ log p, α 0.25 and γ 2
+    fake = -0.75 * p ** 2 * np.log(1 - p)  # p_t = 1 − p, α_t = 1 − α
+    np.testing.assert_allclose(losses.gan_loss(x, True, "focal", focal_alpha=0.25), real.mean(1), rtol=1e-4)
+    np.testing.assert_allclose(losses.gan_loss(x, False, "focal", focal_alpha=0.25), fake.mean(1), rtol=1e-4)
+    # γ 0 is α-weighted BCE; the defaults (γ 2, α 0.5); scales are summed as for the other modes
+    np.testing.assert_allclose(losses.gan_loss(x, True, "focal", focal_gamma=0.0),
+                               0.5 * losses.gan_loss(x, True, "vanilla"), rtol=1e-6)
+    fake = -0.5 * p ** 2 * np.log(1 - p)
+    np.testing.assert_allclose(losses.gan_loss([[x], [x[:, :, :1]]], False, "focal"), fake.mean(1) + fake[:, 0],
+                               rtol=1e-4)
+    # stable where σ saturates: log σ(−40) = −40, (1 − p_t)^γ = 1
+    far = tf.constant([[[[-40.0]]], [[[40.0]]]])
+    np.testing.assert_allclose(losses.gan_loss(far, True, "focal"), [20.0, 0.0], atol=1e-6)
+    np.testing.assert_allclose(losses.gan_loss(far, False, "focal"), [0.0, 20.0], atol=1e-6)
+    with pytest.raises(ValueError, match="hard labels"):
+        losses.gan_loss(x, True, "focal", real_label=0.9)
+
+
+def _weighted_bce(x: tf.Tensor, target: float, weights: np.ndarray) -> np.ndarray:
+    """Per example: the mean of weight · BCE over the map (numpy)."""
+    x = x.numpy()[:, 0, :, 0].astype(np.float64)
+    bce = np.maximum(x, 0) - x * target + np.log1p(np.exp(-np.abs(x)))
+    return (weights * bce).mean(1)
+
+
+def test_ghmc_by_hand_momentum_empty_bins_and_normalisation() -> None:
+    """4 bins of g = |σ(x) − target|: [0, .25) [.25, .5) [.5, .75) [.75, 1]; momentum 0.75; 2 × 2 real and
+    2 × 2 fake scores, tot 8. D's loss, Σ weight·BCE / tot, is half the sum of the two per-example means."""
+    acc_sum = tf.Variable(tf.zeros([1, 4]))
+    # call 1: real g [.05 .1] [.7 .15], fake g = p [.1 .2] [.6 .05] → counts [6 0 2 0], n = 2 non-empty bins
+    real, fake = _logits([[0.95, 0.9], [0.3, 0.85]]), _logits([[0.1, 0.2], [0.6, 0.05]])
+    r, f = losses.ghmc_loss(real, fake, acc_sum, momentum=0.75)
+    np.testing.assert_allclose(acc_sum.numpy(), [[0.25 * 6, 0, 0.25 * 2, 0]])  # acc ← 0.75·0 + 0.25·count
+    w0, w2 = 8 / 1.5 / 2, 8 / 0.5 / 2  # tot / acc_sum[i] / n
+    np.testing.assert_allclose(r, _weighted_bce(real, 1.0, np.array([[w0, w0], [w2, w0]])), rtol=1e-5)
+    np.testing.assert_allclose(f, _weighted_bce(fake, 0.0, np.array([[w0, w0], [w2, w0]])), rtol=1e-5)
+    # call 2: real g [.01 .3] [.4 .3], fake [.01 .02] [.03 .9] → counts [4 3 0 1]: bin 2 empty keeps its sum
+    real, fake = _logits([[0.99, 0.7], [0.6, 0.7]]), _logits([[0.01, 0.02], [0.03, 0.9]])
+    r, f = losses.ghmc_loss(real, fake, acc_sum, momentum=0.75)
+    acc = [0.75 * 1.5 + 0.25 * 4, 0.25 * 3, 0.5, 0.25 * 1]
+    np.testing.assert_allclose(acc_sum.numpy(), [acc])
+    w = [8 / a / 3 for a in acc]  # n = 3 non-empty bins
+    np.testing.assert_allclose(r, _weighted_bce(real, 1.0, np.array([[w[0], w[1]], [w[1], w[1]]])), rtol=1e-5)
+    np.testing.assert_allclose(f, _weighted_bce(fake, 0.0, np.array([[w[0], w[0]], [w[0], w[3]]])), rtol=1e-5)
+
+
+def _mmdetection_ghmc(pred: np.ndarray, target: np.ndarray, acc_sum: np.ndarray, bins: int, mmt: float) -> float:
+    """mmdetection's GHMC.forward (all labels valid), in numpy; updates acc_sum."""
+    edges = np.arange(bins + 1, dtype=np.float32) / np.float32(bins)
+    edges[-1] += 1e-6
+    g = np.abs(1 / (1 + np.exp(-pred)) - target).astype(np.float32)
+    tot, weights, n = max(pred.size, 1.0), np.zeros_like(pred), 0
+    for i in range(bins):
+        inds = (g >= edges[i]) & (g < edges[i + 1])
+        if inds.sum() > 0:
+            if mmt > 0:
+                acc_sum[i] = mmt * acc_sum[i] + (1 - mmt) * inds.sum()
+                weights[inds] = tot / acc_sum[i]
+            else:
+                weights[inds] = tot / inds.sum()
+            n += 1
+    weights = weights / n if n > 0 else weights
+    bce = np.maximum(pred, 0) - pred * target + np.log1p(np.exp(-np.abs(pred)))
+    return float((weights * bce).sum() / tot)
+
+
+@pytest.mark.parametrize("bins, momentum, real_label", [(10, 0.75, 1.0), (3, 0.0, 0.9), (1, 0.5, 1.0)])
+def test_ghmc_is_mmdetections_per_scale(bins: int, momentum: float, real_label: float) -> None:
+    """Three calls on two scales (each its own statistics), against a numpy port of mmdetection's GHMC."""
+    rng = np.random.default_rng(bins)
+    acc_sum, acc = tf.Variable(tf.zeros([2, bins])), np.zeros([2, bins])
+    for _ in range(3):
+        maps = [[rng.normal(0, 3, [2, s, s, 1]).astype(np.float32) for s in (3, 2)] for _ in range(2)]
+        r, f = losses.ghmc_loss(*[[[tf.constant(m)] for m in scales] for scales in maps], acc_sum, momentum,
+                                real_label)
+        expected = sum(_mmdetection_ghmc(np.concatenate([real.ravel(), fake.ravel()]).astype(np.float64),
+                                         np.repeat([real_label, 0.0], real.size), acc[s], bins, momentum)
+                       for s, (real, fake) in enumerate(zip(*maps)))
+        np.testing.assert_allclose(0.5 * float(tf.reduce_mean(r) + tf.reduce_mean(f)), expected, rtol=1e-5)
+        if momentum > 0:
+            np.testing.assert_allclose(acc_sum.numpy(), acc, rtol=1e-6)
+
+
+def test_the_generator_keeps_vanilla_under_the_discriminator_only_modes() -> None:
+    from types import SimpleNamespace
+
+    from cyclegan_tf.config import TrainConfig
+    from cyclegan_tf.models.base import Model
+
+    x = _logits([[0.9, 0.2], [0.5, 0.7]])
+    for mode in ("focal", "ghmc", "lsgan"):
+        model = SimpleNamespace(cfg=TrainConfig(gan_mode=mode), average=lambda t: tf.reduce_sum(t))
+        generator = float(Model.gan(model, x, True))
+        np.testing.assert_allclose(generator, float(tf.reduce_sum(losses.gan_loss(x, True, mode if mode == "lsgan"
+                                                                                  else "vanilla"))), rtol=1e-6)
+    model = SimpleNamespace(cfg=TrainConfig(gan_mode="focal"), average=lambda t: tf.reduce_sum(t))
+    np.testing.assert_allclose(float(Model.gan(model, x, False, for_discriminator=True)),
+                               float(tf.reduce_sum(losses.gan_loss(x, False, "focal"))), rtol=1e-6)
+
+
+@pytest.mark.parametrize("bad, message", [
+    ({"gan_mode": "focal", "real_label": 0.9}, "--real_label=0.9: --gan_mode focal needs hard labels"),
+    ({"focal_gamma": -1.0}, "--focal_gamma=-1.0: must be a number of at least 0"),
+    ({"focal_alpha": 1.0}, "--focal_alpha=1.0: must be in (0, 1)"),
+    ({"ghm_bins": 0}, "--ghm_bins=0: must be at least 1"),
+    ({"ghm_momentum": 1.0}, "--ghm_momentum=1.0: must be in [0, 1)"),
+    ({"gan_mode": "ghmc", "jit_compile": True}, "give --strategy default"),
+])
+def test_focal_and_ghm_options_are_checked(bad: dict, message: str) -> None:
+    from cyclegan_tf.config import TrainConfig
+    from cyclegan_tf.errors import UserError
+
+    with pytest.raises(UserError) as e:
+        TrainConfig(**bad).resolved().validate()
+    assert message in str(e.value) and "\n" not in str(e.value)
+    TrainConfig(gan_mode="ghmc", real_label=0.9, jit_compile=True, strategy="default").resolved().validate()

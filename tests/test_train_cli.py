@@ -87,6 +87,9 @@ def test_multi_worker_training_agrees(model: str, data_args: list[str], tmp_path
         build.build_paired(data_args[0].split("=", 1)[1].replace("X.tfrecords", "X"),
                            data_args[1].split("=", 1)[1].replace("Y.tfrecords", "Y"), str(tmp_path / "p.tfrecords"))
         data_args = [f"--X={tmp_path / 'p.tfrecords'}", "--pool_size=0"]
+    else:  # evaluation during training: the chief evaluates alone while the other worker waits
+        data_args = [*data_args, "--eval_every=3", data_args[0].replace("--X", "--eval_X"),
+                     data_args[1].replace("--Y", "--eval_Y")]
     cluster = {"worker": [f"127.0.0.1:{p}" for p in _free_ports(2)]}
     procs = []
     for i in range(2):
@@ -103,3 +106,7 @@ def test_multi_worker_training_agrees(model: str, data_args: list[str], tmp_path
     assert "2 replica(s)" in outs[0][0]
     assert tf.train.latest_checkpoint(str(tmp_path / "run")).endswith("ckpt-6")
     assert not list((tmp_path / "run").glob("worker-temp-*"))
+    if model == "cycle_gan":
+        assert "eval at step 3" in outs[0][0] and "eval at step 6" in outs[0][0] and "eval at" not in outs[1][0]
+        assert [json.loads(line)["step"] for line in (tmp_path / "run/eval/scores.jsonl").read_text().splitlines()] \
+            == [3, 6]

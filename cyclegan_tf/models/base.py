@@ -104,6 +104,9 @@ class Model(tf.Module):
         if cfg.recompute and cfg.use_dropout:
             # the recomputed forward would draw new dropout masks, and the gradients would be wrong
             raise UserError("--recompute cannot be combined with dropout (--use_dropout; add --nouse_dropout)")
+        if cfg.gan_mode == "ghmc" and not cls.discriminator_names():
+            raise UserError(f"--gan_mode ghmc: --model={cls.name} declares no discriminator (optimizer opt_D) to keep "
+                            "its statistics for")
 
     @classmethod
     def define_networks(cls, cfg: TrainConfig) -> dict[str, Callable[[], keras.Model]]:
@@ -135,6 +138,11 @@ class Model(tf.Module):
     def generator_names(cls) -> list[str]:
         return list(dict.fromkeys(cls.exports.values()))
 
+    @classmethod
+    def discriminator_names(cls) -> tuple[str, ...]:
+        """The discriminators: the networks of the optimiser opt_D."""
+        return cls.optimizers.get("opt_D", ())
+
     # --- the built model ---------------------------------------------------------------------------
 
     def __init__(self, cfg: TrainConfig, steps_per_epoch: int, global_batch: int) -> None:
@@ -152,6 +160,18 @@ class Model(tf.Module):
         self.opts = {k: self._adam(k, self.variables_of(nets)) for k, nets in self.optimizers.items()}
         for k, obj in {**self.nets, **self.opts}.items():
             setattr(self, k, obj)
+        self.ghm = self._ghm_statistics(cfg)
+
+    def _ghm_statistics(self, cfg: TrainConfig) -> dict[str, tf.Variable]:
+        """--gan_mode ghmc: each discriminator's running bin counts (acc_sum), [scales, bins], checkpointed.
+        Every replica assigns the same all-reduced value; ONLY_FIRST_REPLICA lets a replica context assign
+        a mirrored variable (losses.ghmc_loss)."""
+        if cfg.gan_mode != "ghmc":
+            return {}
+        scales = cfg.num_D if cfg.netD == "multiscale" else 1
+        return {n: tf.Variable(tf.zeros([scales, cfg.ghm_bins]), trainable=False, name=f"ghm_{n}",
+                               aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
+                for n in self.discriminator_names()}
 
     def warm_start(self, open_networks: Callable) -> None:
         """Called once before a new run's first step (not on resume): e.g. weights from another run, read
@@ -170,7 +190,8 @@ class Model(tf.Module):
 
     def checkpoint(self) -> tf.train.Checkpoint:
         generators = [self.nets[n] for n in self.generator_names()]
-        return tf.train.Checkpoint(**self.nets, **self.opts, **self.state(), step=self.step,
+        ghm = {"ghm": self.ghm} if self.ghm else {}  # --gan_mode ghmc's statistics; other modes' checkpoints unchanged
+        return tf.train.Checkpoint(**self.nets, **self.opts, **self.state(), **ghm, step=self.step,
                                    dropout=networks.seed_states(*generators))
 
     def learning_rate(self, optimizer: str) -> LinearDecay | Callable[[], tf.Tensor]:
@@ -202,16 +223,29 @@ class Model(tf.Module):
     def average(self, per_example: tf.Tensor) -> tf.Tensor:
         return tf.nn.compute_average_loss(per_example, global_batch_size=self.global_batch)
 
-    def gan(self, pred, real: bool) -> tf.Tensor:
-        """The adversarial loss of D's output (one score map, or scales of features and scores)."""
-        return self.average(losses.gan_loss(pred, real, self.cfg.gan_mode, self.cfg.real_label))
+    def gan(self, pred, real: bool, for_discriminator: bool = False) -> tf.Tensor:
+        """The adversarial loss of D's output (one score map, or scales of features and scores): the
+        generator's, or with `for_discriminator` D's own. Under the D-only modes (focal, ghmc) the
+        generator's is vanilla's non-saturating BCE; ghmc's D loss is `discriminator_gan`'s."""
+        c = self.cfg
+        mode = c.gan_mode if for_discriminator or c.gan_mode not in losses.DISCRIMINATOR_ONLY else "vanilla"
+        return self.average(losses.gan_loss(pred, real, mode, c.real_label, c.focal_gamma, c.focal_alpha))
+
+    def discriminator_gan(self, D: str, real, fake) -> tuple[tf.Tensor, tf.Tensor]:
+        """The adversarial terms of discriminator `D` (its name) on its outputs for real and for fake
+        inputs, each halved as the official code does. Under ghmc one loss of both, with D's statistics."""
+        if self.cfg.gan_mode == "ghmc":
+            r, f = losses.ghmc_loss(real, fake, self.ghm[D], self.cfg.ghm_momentum, self.cfg.real_label)
+            return 0.5 * self.average(r), 0.5 * self.average(f)
+        return 0.5 * self.gan(real, True, for_discriminator=True), 0.5 * self.gan(fake, False, for_discriminator=True)
 
     def discriminator_objective(self, D: keras.Model, real: tf.Tensor, fake: tf.Tensor,
                                 seed: tf.Tensor) -> dict[str, tf.Tensor]:
         """D's loss on real and (detached) fake inputs, halved as the official code does, and the gradient
         penalty under wgangp (else 0). D is trained on their sum."""
-        terms = {"real": 0.5 * self.gan(D(real, training=True), True),
-                 "fake": 0.5 * self.gan(D(fake, training=True), False)}
+        name = next(k for k, net in self.nets.items() if net is D)
+        r, f = self.discriminator_gan(name, D(real, training=True), D(fake, training=True))
+        terms = {"real": r, "fake": f}
         if self.cfg.gan_mode == "wgangp":
             terms["penalty"] = self.cfg.lambda_gp * self.average(losses.gradient_penalty(D, real, fake, seed))
         else:

@@ -165,8 +165,8 @@ class Pix2PixHD(Pix2Pix):
         real_pair, fake_pair = tf.concat([x, y], -1), tf.concat([x, fake], -1)
         with tf.GradientTape() as tape:
             real = self.D(real_pair, training=True)
-            loss = {"D_real": 0.5 * self.gan(real, True),
-                    "D_fake": 0.5 * self.gan(self.D(fake_pair, training=True), False)}
+            d_real, d_fake = self.discriminator_gan("D", real, self.D(fake_pair, training=True))
+            loss = {"D_real": d_real, "D_fake": d_fake}
             total = loss["D_real"] + loss["D_fake"]
             if self.cfg.gan_mode == "wgangp":
                 total += self.cfg.lambda_gp * self.average(losses.gradient_penalty(self.D, real_pair, fake_pair, seed))
