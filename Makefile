@@ -23,7 +23,8 @@ test: $(STAMP)
 test-faults: $(STAMP)
 	$(PY) -m pytest -q -n auto --dist loadfile --durations=10 tests/faults  # one file per worker: its fixtures built once
 
-# The learning tests too long for `make test` (CycleGAN's, CUT's and pix2pix's): each trains a few hundred steps.
+# Cases too long for `make test`: the learning tests (CycleGAN, CUT, pix2pix: a few hundred steps each), the XLA
+# step cases, CycleGAN's --recompute equality and pix2pix's multi-worker case.
 test-slow: $(STAMP)
 	$(PY) -m pytest -q -n auto --durations=10 -m slow --ignore=tests/faults
 

@@ -108,6 +108,9 @@ class TrainConfig:
     eval_Y: str = _f("", "Held-out images of Y (a TFRecord file or a folder).")
     eval_truth_X: str = _f("", "Ground truth of F(--eval_Y): X images named as --eval_Y's (PSNR/SSIM).")
     eval_truth_Y: str = _f("", "Ground truth of G(--eval_X): Y images named as --eval_X's (PSNR/SSIM).")
+    eval_labels_X: str = _f("", "X images are label maps of this palette ('R,G,B;…' or a JSON file, class 0 first): "
+                            "translations into X are also scored with the FCN protocol against their truth.")
+    eval_labels_Y: str = _f("", "As --eval_labels_X, for Y (a paired model's targets).")
     eval_images: int = _f(0, "Use at most this many held-out images per domain (0: all).")
     keep_best: str = _f("", "Keep the checkpoint that scores best on this, e.g. fid_XtoY, kid_YtoX, "
                         "coverage_XtoY, psnr_XtoY (default: fid of the first direction); 'none' keeps none.")

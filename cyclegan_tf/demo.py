@@ -68,17 +68,20 @@ def _train_args(plan: dict, seed: int, steps: int | None = None) -> list[str]:
             "--preprocess=resize_and_crop", f"--load_size={round(plan['size'] * 286 / 256)}"]
 
 
-def _eval_args(plan: dict, steps: int, **sets: Path) -> list[str]:
+def _eval_args(plan: dict, steps: int, **sets: Path | str) -> list[str]:
     """Evaluation during training on the test split (four times a run unless the plan says otherwise)."""
     return [f"--eval_every={max(steps // plan.get('evaluations', 4), 1)}", *(f"--{k}={v}" for k, v in sets.items())]
+
+
+def _palette() -> str:
+    return ";".join(",".join(str(int(v)) for v in c) for c in shapescapes.PALETTE)
 
 
 def _label_flags(cls: type) -> list[str]:
     """A model that can take label maps (--label_nc) gets ShapeScapes' as one-hot classes: its palette."""
     if "label_nc" not in {o.name for o in cls.options}:
         return []
-    palette = ";".join(",".join(str(int(v)) for v in c) for c in shapescapes.PALETTE)
-    return [f"--label_nc={len(shapescapes.PALETTE)}", f"--palette={palette}"]
+    return [f"--label_nc={len(shapescapes.PALETTE)}", f"--palette={_palette()}"]
 
 
 def _budgeted(train: list[str], run: Path, plan: dict) -> list[str]:
@@ -143,7 +146,8 @@ def _train_model(out: Path, data: Path, plan: dict, seed: int, model: str) -> No
             args.append("--netG=" + next((f"unet_{n}" for n in (256, 128) if plan["size"] % n == 0), "resnet_6blocks"))
         for name, direction, _ in directions:
             labels = _label_flags(cls) if direction == "AtoB" else []
-            evaluation = _eval_args(plan, plan["steps"], eval_X=out / "test_pairs.tfrecords")
+            targets_are_labels = {"eval_labels_Y": _palette()} if direction == "BtoA" else {}
+            evaluation = _eval_args(plan, plan["steps"], eval_X=out / "test_pairs.tfrecords", **targets_are_labels)
             _train_export_translate(out, data, out / f"checkpoints_{p}{name}",
                                     [*args, f"--X={out / 'pairs.tfrecords'}", f"--direction={direction}", *labels,
                                      *evaluation], {"XtoY": p + name, "YtoX": ""}, plan)
@@ -159,7 +163,7 @@ def _train_model(out: Path, data: Path, plan: dict, seed: int, model: str) -> No
     if {"XtoY", "YtoX"} <= set(cls.exports):
         names = {"XtoY": p + "labels2photo", "YtoX": p + "photo2labels"}
         evaluation = _eval_args(plan, plan["steps"], eval_X=data / "testA", eval_Y=data / "testB",
-                                eval_truth_Y=data / "testB", eval_truth_X=data / "testA")
+                                eval_truth_Y=data / "testB", eval_truth_X=data / "testA", eval_labels_X=_palette())
         _train_export_translate(out, data, out / f"checkpoints{'_' + model if p else ''}",
                                 [*args, f"--X={labels}", f"--Y={photos}", *evaluation],
                                 {d: n if n.removeprefix(p) in plan.get("directions", ALL) else ""
@@ -168,7 +172,9 @@ def _train_model(out: Path, data: Path, plan: dict, seed: int, model: str) -> No
     for name, direction, _ in directions:
         x, y = (labels, photos) if direction == "AtoB" else (photos, labels)
         tx, ty = ("testA", "testB") if direction == "AtoB" else ("testB", "testA")
-        evaluation = _eval_args(plan, plan["steps"], eval_X=data / tx, eval_Y=data / ty, eval_truth_Y=data / ty)
+        labels_y = {"eval_labels_Y": _palette()} if direction == "BtoA" else {}
+        evaluation = _eval_args(plan, plan["steps"], eval_X=data / tx, eval_Y=data / ty, eval_truth_Y=data / ty,
+                                **labels_y)
         _train_export_translate(out, data, out / f"checkpoints_{p}{name}",
                                 [*args, f"--X={x}", f"--Y={y}", *evaluation], {"XtoY": p + name, "YtoX": ""}, plan)
 

@@ -4,7 +4,8 @@ Every N steps, and at the end, the chief translates the held-out images with eac
 exports (G: X→Y on --eval_X, F: Y→X on --eval_Y; a paired model's one direction on its held-out pairs)
 and scores the translations against the real held-out images of the target domain: FID, KID and
 precision/recall/density/coverage on the FID Inception's features, and PSNR/SSIM where paired truth
-exists. The scores go to TensorBoard (`eval/<metric>_<direction>`, a gallery image `eval/<direction>`),
+exists (and, for label maps of a palette given by --eval_labels_X/_Y, the FCN protocol's pixel and class
+accuracy and class IoU). The scores go to TensorBoard (`eval/<metric>_<direction>`, a gallery image `eval/<direction>`),
 to RUN/eval/scores.jsonl (one line per evaluation) and RUN/eval/step-N/<direction>.png; the checkpoint
 of the best score by --keep_best is kept as RUN/best-N (runs.save_best). The Inception features of the
 real held-out images are computed once and cached in RUN/eval/.
@@ -31,9 +32,13 @@ from cyclegan_tf.config import TrainConfig
 from cyclegan_tf.errors import UserError, one_line
 from cyclegan_tf.imagefiles import encode_png, find_images
 from cyclegan_tf.models.base import Model
+from cyclegan_tf.options import parse_palette
 
 LOWER_IS_BETTER = ("fid", "kid")
-METRICS = ("fid", "kid", "precision", "recall", "density", "coverage", "psnr", "ssim")
+METRICS = ("fid", "kid", "precision", "recall", "density", "coverage", "psnr", "ssim", "pixel_accuracy",
+           "class_accuracy", "class_iou")
+TRUTH_METRICS = ("psnr", "ssim", "pixel_accuracy", "class_accuracy", "class_iou")
+LABEL_METRICS = ("pixel_accuracy", "class_accuracy", "class_iou")
 PRDC_K = 5
 GALLERY = 8  # held-out images shown per direction
 BATCH = 8
@@ -58,7 +63,8 @@ def validate(cfg: TrainConfig, model_cls: type[Model]) -> None:
             raise UserError(f"--{name}={getattr(cfg, name)}: must be at least 0")
     if cfg.eval_every and cfg.eval_every_epochs:
         raise UserError("--eval_every and --eval_every_epochs: give one of them")
-    given = [f"--{n}" for n in ("eval_X", "eval_Y", "eval_truth_X", "eval_truth_Y") if getattr(cfg, n)]
+    given = [f"--{n}" for n in ("eval_X", "eval_Y", "eval_truth_X", "eval_truth_Y", "eval_labels_X", "eval_labels_Y")
+             if getattr(cfg, n)]
     if not (cfg.eval_every or cfg.eval_every_epochs):
         if given:
             raise UserError(f"{given[0]} is only read with --eval_every N or --eval_every_epochs E")
@@ -69,7 +75,7 @@ def validate(cfg: TrainConfig, model_cls: type[Model]) -> None:
             what = "held-out pairs (build_data.py --paired records)" if model_cls.paired else "held-out images"
             raise UserError(f"--{name} is required with --eval_every: {what}")
     if model_cls.paired:
-        for name in ("eval_Y", "eval_truth_X", "eval_truth_Y"):
+        for name in ("eval_Y", "eval_truth_X", "eval_truth_Y", "eval_labels_X"):
             if getattr(cfg, name):
                 raise UserError(f"--{name}: a paired model evaluates on --eval_X's pairs alone; drop it")
     for name in ("eval_X", "eval_Y", "eval_truth_X", "eval_truth_Y"):
@@ -79,15 +85,23 @@ def validate(cfg: TrainConfig, model_cls: type[Model]) -> None:
                 records.resolve_files(path)
             except UserError:
                 raise UserError(f"--{name}={path}: no such folder or TFRecord file") from None
+    for domain, direction in (("X", "YtoX"), ("Y", "XtoY")):
+        if getattr(cfg, f"eval_labels_{domain}"):
+            parse_palette(getattr(cfg, f"eval_labels_{domain}"), f"--eval_labels_{domain}")
+            if direction in model_cls.exports and not _has_truth(cfg, model_cls, direction):
+                raise UserError(f"--eval_labels_{domain} scores translations into {domain} against their truth: give "
+                                f"--eval_truth_{domain}")
     metric = best_metric(cfg, model_cls)
     if metric:
         name, _, direction = metric.rpartition("_")
         if name not in METRICS or direction not in model_cls.exports:
             raise UserError(f"--keep_best={metric}: choose <metric>_<direction> with a metric of "
                             f"{', '.join(METRICS)} and a direction of {', '.join(model_cls.exports)}, or none")
-        if name in ("psnr", "ssim") and not _has_truth(cfg, model_cls, direction):
-            truth = "--eval_truth_Y" if direction == "XtoY" else "--eval_truth_X"
-            raise UserError(f"--keep_best={metric} needs paired truth ({truth})")
+        target = direction[-1]
+        if name in TRUTH_METRICS and not _has_truth(cfg, model_cls, direction):
+            raise UserError(f"--keep_best={metric} needs paired truth (--eval_truth_{target})")
+        if name in LABEL_METRICS and not getattr(cfg, f"eval_labels_{target}"):
+            raise UserError(f"--keep_best={metric} needs label maps in {target} (--eval_labels_{target})")
 
 
 def _has_truth(cfg: TrainConfig, model_cls: type[Model], direction: str) -> bool:
@@ -160,6 +174,7 @@ class HeldOut:
     inputs: np.ndarray
     real: np.ndarray
     truth: np.ndarray | None = None
+    palette: np.ndarray | None = None  # the target domain's label colours: FCN-protocol scores
 
 
 def load_held_out(cfg: TrainConfig, model_cls: type[Model]) -> list[HeldOut]:
@@ -181,12 +196,18 @@ def load_held_out(cfg: TrainConfig, model_cls: type[Model]) -> list[HeldOut]:
         source, target = (2, 1) if cfg.direction == "BtoA" else (1, 2)
         truth = pixels(pairs, target, "eval_X")
         (direction,) = model_cls.exports
-        return [HeldOut(direction, pixels(pairs, source, "eval_X", model_cls.input_is_labels(cfg)), truth, truth)]
+        return [HeldOut(direction, pixels(pairs, source, "eval_X", model_cls.input_is_labels(cfg)), truth, truth,
+                        _palette(cfg, "Y"))]
     xs, ys = load("eval_X"), load("eval_Y")
     x, y = pixels(xs, 1, "eval_X"), pixels(ys, 1, "eval_Y")
-    sets = {"XtoY": HeldOut("XtoY", x, y, _truth(cfg, "eval_truth_Y", [e[0] for e in xs], size)),
-            "YtoX": HeldOut("YtoX", y, x, _truth(cfg, "eval_truth_X", [e[0] for e in ys], size))}
+    sets = {"XtoY": HeldOut("XtoY", x, y, _truth(cfg, "eval_truth_Y", [e[0] for e in xs], size), _palette(cfg, "Y")),
+            "YtoX": HeldOut("YtoX", y, x, _truth(cfg, "eval_truth_X", [e[0] for e in ys], size), _palette(cfg, "X"))}
     return [sets[d] for d in model_cls.exports]
+
+
+def _palette(cfg: TrainConfig, domain: str) -> np.ndarray | None:
+    value = getattr(cfg, f"eval_labels_{domain}")
+    return np.array(parse_palette(value, f"--eval_labels_{domain}"), np.uint8) if value else None
 
 
 def _truth(cfg: TrainConfig, flag: str, names: list[str], size: int) -> np.ndarray | None:
@@ -294,6 +315,9 @@ class Evaluator:
                 self._warned = True
             if held.truth is not None:
                 scores |= {f"{k}_{d}": v for k, v in metrics.psnr_ssim(fake, held.truth).items()}
+                if held.palette is not None:  # label maps: the paper's FCN-score protocol
+                    labels = metrics.label_scores(fake, held.truth, held.palette)
+                    scores |= {f"{k}_{d}": labels[k] for k in LABEL_METRICS}
             galleries[d] = _rows(held.inputs, fake)
         return scores, galleries
 

@@ -38,8 +38,11 @@ def test_periodic_evaluation_logs_scores_and_keeps_the_best_checkpoint(tmp_path:
     for i, f in enumerate(sorted(held_x.iterdir())):
         Image.fromarray(synthetic.textures(1, 40, 20 + i)[0]).save(truth / f"{f.stem}.png")
     run = tmp_path / "run"
+    # F's held-out translations scored as label maps against themselves: the FCN protocol's path
+    palette = "0,0,0;255,255,255;255,0,0"
     cfg = TrainConfig(X=data["X"], Y=data["Y"], checkpoint_dir=str(run), max_steps=4, eval_every=2,
-                      eval_X=str(held_x), eval_Y=data["Y"], eval_truth_Y=str(truth), keep_checkpoints=1, **TINY)
+                      eval_X=str(held_x), eval_Y=data["Y"], eval_truth_Y=str(truth), keep_checkpoints=1,
+                      eval_truth_X=str(tmp_path / "data" / "Y"), eval_labels_X=palette, **TINY)
     assert train(cfg) == 0
     out = capsys.readouterr().out
     assert "eval at step 2" in out and "eval at step 4" in out
@@ -50,7 +53,8 @@ def test_periodic_evaluation_logs_scores_and_keeps_the_best_checkpoint(tmp_path:
     for d in ("XtoY", "YtoX"):
         for metric in ("fid", "kid", "precision", "recall", "density", "coverage"):
             assert math.isfinite(history[1]["scores"][f"{metric}_{d}"]), (metric, d)
-    assert {"psnr_XtoY", "ssim_XtoY"} <= set(history[0]["scores"]) and "psnr_YtoX" not in history[0]["scores"]
+    assert {"psnr_XtoY", "ssim_XtoY", "psnr_YtoX", "class_iou_YtoX"} <= set(history[0]["scores"])
+    assert "class_iou_XtoY" not in history[0]["scores"] and 0 <= history[0]["scores"]["pixel_accuracy_YtoX"] <= 1
     tags = event_tags(run)
     assert tags["eval/fid_XtoY"] == 2 and tags["eval/coverage_YtoX"] == 2 and tags["eval/XtoY"] == 2
     gallery = np.asarray(Image.open(run / "eval" / "step-4" / "YtoX.png"))
@@ -93,6 +97,14 @@ def test_evaluation_options_are_checked_before_a_run_starts(tmp_path: Path) -> N
         check(cycle_gan, eval_every=5, eval_X=str(folder), eval_Y=str(folder), keep_best="psnr_YtoX")
     check(cycle_gan, eval_every=5, eval_X=str(folder), eval_Y=str(folder), keep_best="coverage_YtoX")
     check(pix2pix, eval_every=5, eval_X=str(folder), keep_best="psnr_XtoY")
+    with pytest.raises(UserError, match="--eval_labels_X scores translations into X against their truth: give "
+                                        "--eval_truth_X"):
+        check(cycle_gan, eval_every=5, eval_X=str(folder), eval_Y=str(folder), eval_labels_X="0,0,0;255,255,255")
+    with pytest.raises(UserError, match="--eval_labels_Y=0,0: expected colours"):
+        check(pix2pix, eval_every=5, eval_X=str(folder), eval_labels_Y="0,0")
+    with pytest.raises(UserError, match="--keep_best=class_iou_XtoY needs label maps in Y .--eval_labels_Y"):
+        check(pix2pix, eval_every=5, eval_X=str(folder), keep_best="class_iou_XtoY")
+    check(pix2pix, eval_every=5, eval_X=str(folder), keep_best="class_iou_XtoY", eval_labels_Y="0,0,0;9,9,9")
     with pytest.raises(UserError, match="--eval_Y: a paired model evaluates on --eval_X's pairs alone"):
         check(pix2pix, eval_every=5, eval_X=str(folder), eval_Y=str(folder))
 

@@ -10,9 +10,7 @@ see it (pix2pixHD's input; here for pix2pix too).
 """
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
-from pathlib import Path
 
 import keras
 import tensorflow as tf
@@ -22,7 +20,7 @@ from cyclegan_tf.config import TrainConfig
 from cyclegan_tf.errors import UserError
 from cyclegan_tf.models import register
 from cyclegan_tf.models.base import Model
-from cyclegan_tf.options import Option
+from cyclegan_tf.options import Option, parse_palette
 
 LABEL_OPTIONS = (
     Option("label_nc", 0, "Inputs are label maps of this many classes, one-hot encoded (0: RGB inputs). A class is "
@@ -30,23 +28,6 @@ LABEL_OPTIONS = (
     Option("palette", "", "Colours of the label classes, class 0 first: 'R,G,B;R,G,B;…' or a JSON file of "
            "[[R, G, B], …]. Empty: a class is the grey value."),
 )
-
-
-def parse_palette(value: str) -> list[list[int]]:
-    """--palette as a list of [R, G, B] (one-line UserError otherwise)."""
-    if not value:
-        return []
-    try:
-        if value.endswith(".json"):
-            colours = json.loads(Path(value).read_text())
-        else:
-            colours = [[int(c) for c in item.split(",")] for item in value.replace(" ", "").split(";") if item]
-    except (OSError, ValueError) as e:
-        raise UserError(f"--palette={value}: unreadable ({e})") from None
-    if not colours or not all(isinstance(c, list) and len(c) == 3 and all(isinstance(v, int) and 0 <= v <= 255
-                                                                            for v in c) for c in colours):
-        raise UserError(f"--palette={value}: expected colours R,G,B of 0…255, e.g. '0,0,0;128,64,128'")
-    return colours
 
 
 @register

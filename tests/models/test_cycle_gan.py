@@ -95,6 +95,7 @@ def test_precision_xla_and_recompute_options_train_a_step(options: dict) -> None
         assert model.G.layers[2].compute_dtype == {"bf16": "bfloat16", "fp16": "float16"}[cfg.precision]
 
 
+@pytest.mark.slow  # make test-slow: pix2pixHD's two-replica step test runs --recompute in make test
 def test_recompute_gives_the_same_step() -> None:
     """Gradient checkpointing changes memory and time, not the maths."""
     x, y = batch(2, 4), batch(2, 5)
