@@ -32,7 +32,8 @@ from cyclegan_tf.errors import UserError, disk_error
 LOWER_IS_BETTER = ("fid", "kid")
 DIRECTIONS = ("XtoY", "YtoX")
 METRIC_NAMES = {"fid": "FID", "kid": "KID", "precision": "Precision", "recall": "Recall", "density": "Density",
-                "coverage": "Coverage", "psnr": "PSNR (dB)", "ssim": "SSIM", "is_mean": "Inception Score"}
+                "coverage": "Coverage", "psnr": "PSNR (dB)", "ssim": "SSIM", "is_mean": "Inception Score",
+                "pixel_accuracy": "Pixel accuracy", "class_accuracy": "Class accuracy", "class_iou": "Class IoU"}
 COLOURS = {"XtoY": "#1f77b4", "YtoX": "#ff7f0e"}  # one colour per direction in every plot
 EVAL_HINT = "no evaluation: train with --eval_every N --eval_X … --eval_Y … to score held-out images as it trains"
 _ASSET = re.compile(r"^[a-z0-9_.-]+-[0-9a-f]{12}\.png$")
@@ -583,7 +584,8 @@ def _galleries(run: Path, scores: dict[int, dict], best: dict | None, events: Ev
                      f'row); click an image for its full size.</p><table class="gallery"><thead><tr>{head}</tr>'
                      f"</thead><tbody>{body}</tbody></table>")
     previews = []
-    for tag, (step, images) in sorted(events.images.items()):
+    # the held-out gallery's own images (eval/<direction>) are shown above, from its PNG files
+    for tag, (step, images) in sorted(t for t in events.images.items() if not (steps and t[0].startswith("eval/"))):
         for i, data in enumerate(images[:1]):
             src = assets.add(f"preview-{tag}-{i}", data)
             previews.append(f'<figure><a href="{_e(src)}">{_img(src, data, tag, 500)}</a><figcaption>{_e(tag)} '
