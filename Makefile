@@ -31,7 +31,7 @@ test-slow: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 
-# The whole workflow on ShapeScapes (generated offline): about 15 minutes on 2 CPU cores.
+# The whole workflow on ShapeScapes (generated offline): 15-30 minutes on 2 CPU cores (docs/benchmarks.md).
 demo: $(STAMP)
 	$(PY) -m cyclegan_tf.demo --out $(DEMO)
 

@@ -59,7 +59,8 @@ def main() -> None:
             "fid_YtoX", "kid_YtoX", "ssim_YtoX")
     print("mode      " + " ".join(f"{k:>14}" for k in keys))
     for mode, r in results.items():
-        print(f"{mode:<9} " + " ".join(f"{r['last']['scores'].get(k) or float('nan'):>14.4f}" for k in keys))
+        values = [r["last"]["scores"].get(k) for k in keys]  # None: not scored (JSON null)
+        print(f"{mode:<9} " + " ".join(f"{float('nan') if v is None else v:>14.4f}" for v in values))
 
 
 if __name__ == "__main__":
