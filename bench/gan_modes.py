@@ -38,6 +38,7 @@ def main() -> None:
         subprocess.run([sys.executable, str(ROOT / "build_data.py"), f"--X_input_dir={data / 'trainA'}",
                         f"--Y_input_dir={data / 'trainB'}", f"--X_output_file={out / 'labels.tfrecords'}",
                         f"--Y_output_file={out / 'photos.tfrecords'}"], check=True)
+    palette = ";".join(",".join(str(int(v)) for v in c) for c in shapescapes.PALETTE)
     results = {}
     for mode in args.modes.split(","):
         run = out / f"run_{mode}"
@@ -47,7 +48,8 @@ def main() -> None:
                         f"--max_steps={args.steps}", "--netG=resnet_6blocks", "--ngf=32", "--ndf=32",
                         f"--eval_every={args.steps // args.evaluations}", f"--eval_X={data / 'testA'}",
                         f"--eval_Y={data / 'testB'}", f"--eval_truth_Y={data / 'testB'}",
-                        f"--eval_truth_X={data / 'testA'}", "--log_every=100", "--summary_every=1000",
+                        f"--eval_truth_X={data / 'testA'}", f"--eval_labels_X={palette}", "--log_every=100",
+                        "--summary_every=1000",
                         f"--checkpoint_dir={run}"], check=True)
         history = [json.loads(line) for line in (run / "eval" / "scores.jsonl").read_text().splitlines()]
         best = json.loads((run / "eval" / "best.json").read_text())
