@@ -87,6 +87,26 @@ def guarded(main: Callable[[list[str]], int | None]) -> Callable[[list[str]], in
     return wrapper
 
 
+def exit_status(run: Callable[[], object]) -> int:
+    """Runs an argparse command's work and returns its exit status: 0, or after one line on stderr 2 for a
+    UserError, 1 for a disk failure, 130 for Ctrl-C (the in-process form of `guarded`, for `main(argv)`s
+    that tests and the demo call)."""
+    try:
+        run()
+    except UserError as e:
+        line, status = f"error: {e}", 2
+    except KeyboardInterrupt:
+        line, status = "interrupted: nothing half-written was left under a final name", 130
+    except OSError as e:
+        if disk_error(e) is None:
+            raise
+        line, status = f"error: {disk_error(e)}", 1
+    else:
+        return 0
+    print(line, file=sys.stderr, flush=True)
+    return status
+
+
 def _exit(line: str, status: int) -> None:
     from cyclegan_tf import console
 

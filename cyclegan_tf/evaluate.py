@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from cyclegan_tf import atomic
-from cyclegan_tf.errors import UserError, disk_error
+from cyclegan_tf.errors import UserError, exit_status
 from cyclegan_tf.imagefiles import BadImage, find_images, open_rgb
 
 # The scores themselves, here under their old names too (evaluate.fid ...): the training loop uses metrics.
@@ -163,17 +163,7 @@ def comparison(columns: dict[str, dict], title: str = "") -> str:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     _warned.clear()
-    try:
-        _report(_score(args), args.json)
-    except UserError as e:
-        return _fail(f"error: {e}", 2)
-    except KeyboardInterrupt:
-        return _fail("interrupted: nothing half-written was left under a final name", 130)
-    except OSError as e:
-        if disk_error(e) is None:
-            raise
-        return _fail(f"error: {disk_error(e)}", 1)
-    return 0
+    return exit_status(lambda: _report(_score(args), args.json))
 
 
 def _report(columns: dict[str, dict], json_path: str | None) -> None:
@@ -189,11 +179,6 @@ def _report(columns: dict[str, dict], json_path: str | None) -> None:
             atomic.write_text(json_path, json.dumps(scores, indent=2) + "\n")
         except OSError as e:
             raise OSError(e.errno, e.strerror, json_path) from None  # its name, not the temporary one
-
-
-def _fail(line: str, status: int) -> int:
-    print(line, file=sys.stderr, flush=True)
-    return status
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import ParamSpec, TypeVar
 
 from cyclegan_tf import atomic
-from cyclegan_tf.errors import UserError, disk_error
+from cyclegan_tf.errors import UserError, exit_status
 
 LOWER_IS_BETTER = ("fid", "kid")
 DIRECTIONS = ("XtoY", "YtoX")
@@ -729,23 +729,12 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    try:
+
+    def run() -> None:
         out = write_report(Path(args.run), Path(args.out) if args.out else None)
-    except UserError as e:
-        return _fail(f"error: {e}", 2)
-    except KeyboardInterrupt:
-        return _fail("interrupted: nothing half-written was left under a final name", 130)
-    except OSError as e:
-        if disk_error(e) is None:
-            raise
-        return _fail(f"error: {disk_error(e)}", 1)
-    print(f"wrote {out}: open {out.resolve().as_uri()}")
-    return 0
+        print(f"wrote {out}: open {out.resolve().as_uri()}")
 
-
-def _fail(line: str, status: int) -> int:
-    print(line, file=sys.stderr, flush=True)
-    return status
+    return exit_status(run)
 
 
 if __name__ == "__main__":

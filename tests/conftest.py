@@ -154,3 +154,13 @@ def trained_run(tmp_path_factory) -> Path:
                       image_size=32, load_size=36, netG="resnet_6blocks", ngf=4, ndf=4, max_steps=3)
     assert train(cfg) == 0
     return tmp / "run"
+
+
+def event_tags(folder: Path) -> dict[str, int]:
+    """How many values each TensorBoard tag has in a run folder's event files."""
+    tags: dict[str, int] = {}
+    for f in folder.glob("events.out.tfevents.*"):
+        for event in tf.compat.v1.train.summary_iterator(str(f)):
+            for v in event.summary.value:
+                tags[v.tag] = tags.get(v.tag, 0) + 1
+    return tags

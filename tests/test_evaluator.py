@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import shapescapes_pairs, texture_records
+from conftest import event_tags, shapescapes_pairs, texture_records
 from PIL import Image
 
 from cyclegan_tf import evaluator, models, runs, synthetic
@@ -17,15 +17,6 @@ from cyclegan_tf.loop import train
 
 TINY = dict(image_size=32, load_size=36, netG="resnet_6blocks", ngf=4, ndf=4, pool_size=3, log_every=2,
             summary_every=100, save_every=100)
-
-
-def event_tags(folder: Path) -> dict[str, int]:
-    tags: dict[str, int] = {}
-    for f in folder.glob("events.out.tfevents.*"):
-        for event in tf.compat.v1.train.summary_iterator(str(f)):
-            for v in event.summary.value:
-                tags[v.tag] = tags.get(v.tag, 0) + 1
-    return tags
 
 
 def test_periodic_evaluation_logs_scores_and_keeps_the_best_checkpoint(tmp_path: Path, capsys) -> None:

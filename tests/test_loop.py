@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import texture_records
+from conftest import event_tags, texture_records
 
 from cyclegan_tf import build
 from cyclegan_tf.config import TrainConfig
@@ -24,15 +24,6 @@ def records(tmp_path_factory) -> dict:
 
 def config(records: dict, folder: Path, **kw) -> TrainConfig:
     return TrainConfig(**{"X": records["X"], "Y": records["Y"], "checkpoint_dir": str(folder), **TINY, **kw})
-
-
-def event_tags(folder: Path) -> dict[str, int]:
-    tags: dict[str, int] = {}
-    for f in folder.glob("events.out.tfevents.*"):
-        for event in tf.compat.v1.train.summary_iterator(str(f)):
-            for v in event.summary.value:
-                tags[v.tag] = tags.get(v.tag, 0) + 1
-    return tags
 
 
 def test_run_folder_holds_flags_checkpoint_and_tensorboard(records: dict, tmp_path: Path, capsys) -> None:
