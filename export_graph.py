@@ -2,6 +2,7 @@
 
   python export_graph.py --checkpoint_dir checkpoints/20261122-1030 --XtoY_model man2woman --YtoX_model woman2man
   → pretrained/man2woman/ and pretrained/woman2man/, loadable with plain tf.saved_model.load.
+  --XtoY_model man2woman.pb (vanhuyz's form) also writes pretrained/man2woman.pb, his frozen graph.
   python export_graph.py --checkpoint_dir checkpoints/20261122-1030 --checkpoint best   # the best by --keep_best
 """
 from __future__ import annotations
@@ -59,8 +60,6 @@ def main(argv: list[str]) -> None:
     try:
         # All exports are written first and swapped in together: a failure leaves every previous one as it was.
         for direction, target in targets.items():
-            if export.model_name(names[direction]) != names[direction]:
-                print(f"note: {names[direction]} → {target}/ (a SavedModel folder, not a frozen .pb)")
             written[direction] = export.write(run, direction, target, FLAGS.image_size, FLAGS.precision,
                                               FLAGS.checkpoint)
         with uninterrupted():  # one Ctrl-C must not leave XtoY new and YtoX old
@@ -69,9 +68,14 @@ def main(argv: list[str]) -> None:
     finally:
         for tmp in written.values():
             export.discard(tmp)
-    if FLAGS.onnx:
-        for direction, target in targets.items():
-            print(f"exported {direction} to {export.to_onnx(target, target.with_suffix('.onnx'))}")
+    for direction, target in targets.items():
+        if export.model_name(names[direction]) != names[direction]:  # vanhuyz's man2woman.pb: his frozen graph too
+            size = FLAGS.image_size or cfg.image_size
+            frozen = export.to_frozen_graph(target, target.parent / f"{target.name}.pb", size)
+            print(f"exported {direction} to {frozen} (frozen graph: input_image [{size}, {size}, 3] in [-1, 1] → "
+                  "output_image JPEG bytes)")
+        if FLAGS.onnx:
+            print(f"exported {direction} to {export.to_onnx(target, target.parent / f'{target.name}.onnx')}")
 
 
 if __name__ == "__main__":

@@ -277,3 +277,27 @@ def to_onnx(saved_model: Path, output: Path) -> Path:
     except Exception as e:  # noqa: BLE001 - tf2onnx raises many kinds for an unsupported graph
         raise UserError(f"ONNX conversion of {saved_model} failed: {str(e).splitlines()[0][:300]}") from None
     return output
+
+
+def to_frozen_graph(saved_model: Path, output: Path, size: int) -> Path:
+    """The export as vanhuyz's frozen GraphDef, for TF1 code written against his `.pb` files: variables
+    folded into constants, placeholder `input_image` (float32 [size, size, 3] in [-1, 1]) → `output_image`
+    (the translation as JPEG bytes), so `import_graph_def(..., input_map={'input_image': x},
+    return_elements=['output_image:0'])` runs it unchanged."""
+    from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
+
+    loaded = tf.saved_model.load(str(saved_model))
+
+    @tf.function(input_signature=[tf.TensorSpec([size, size, 3], tf.float32, name="input_image")])
+    def frozen(input_image: tf.Tensor) -> tf.Tensor:
+        y = loaded.translate(images=(input_image[None] + 1.0) * 127.5)["images"][0]
+        return tf.io.encode_jpeg(tf.cast(tf.round(y), tf.uint8))
+
+    graph = convert_variables_to_constants_v2(frozen.get_concrete_function()).graph
+    graph_def = graph.as_graph_def()
+    out = graph_def.node.add(name="output_image", op="Identity", input=[graph.outputs[0].op.name])
+    out.attr["T"].type = tf.string.as_datatype_enum
+    remove_stale(output)
+    with atomic_path(output) as tmp:
+        Path(tmp).write_bytes(graph_def.SerializeToString())
+    return output

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from conftest import ROOT
+from PIL import Image
 
 from cyclegan_tf.errors import UserError
 from cyclegan_tf.export import export, model_name, to_onnx
@@ -104,13 +105,62 @@ def test_errors(trained_run: Path, tmp_path: Path) -> None:
     assert model_name("man2woman.pb") == "man2woman" and model_name("man2woman") == "man2woman"
 
 
-def test_cli_vanhuyz_flags_and_one_line_error(trained_run: Path, tmp_path: Path) -> None:
+# vanhuyz's inference.py, as his users run it on his frozen .pb files (TF1 graph code through tf.compat.v1)
+VANHUYZ_INFERENCE = r"""
+import sys
+sys.modules["cyclegan_tf"] = None
+import tensorflow.compat.v1 as tf
+
+model, image, image_size, output = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+
+
+def convert2float(image):
+    image = tf.image.convert_image_dtype(image, dtype=tf.float32)
+    return (image / 127.5) - 1.0
+
+
+graph = tf.Graph()
+with graph.as_default():
+    with tf.gfile.FastGFile(image, 'rb') as f:
+        image_data = f.read()
+        input_image = tf.image.decode_jpeg(image_data, channels=3)
+        input_image = tf.image.resize_images(input_image, size=(image_size, image_size))
+        input_image = convert2float(input_image)
+        input_image.set_shape([image_size, image_size, 3])
+    with tf.gfile.FastGFile(model, 'rb') as model_file:
+        graph_def = tf.GraphDef()
+        graph_def.ParseFromString(model_file.read())
+    [output_image] = tf.import_graph_def(graph_def, input_map={'input_image': input_image},
+                                         return_elements=['output_image:0'], name='output')
+with tf.Session(graph=graph) as sess:
+    generated = output_image.eval()
+    with open(output, 'wb') as f:
+        f.write(generated)
+"""
+
+
+def test_cli_vanhuyz_flags_frozen_graph_and_one_line_error(trained_run: Path, tmp_path: Path) -> None:
     cli = [sys.executable, str(ROOT / "export_graph.py")]
     r = subprocess.run([*cli, f"--checkpoint_dir={trained_run}", "--XtoY_model=man2woman.pb",
                         "--YtoX_model=woman2man"], capture_output=True, text=True, cwd=tmp_path, timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
-    assert (tmp_path / "pretrained/man2woman/saved_model.pb").exists()
-    assert (tmp_path / "pretrained/woman2man/saved_model.pb").exists() and "SavedModel folder" in r.stdout
+    assert (tmp_path / "pretrained/man2woman/saved_model.pb").exists() and "frozen graph" in r.stdout
+    assert (tmp_path / "pretrained/woman2man/saved_model.pb").exists()
+    assert not (tmp_path / "pretrained/woman2man.pb").exists()  # a name without .pb: a SavedModel only
+    rgb = np.random.default_rng(3).integers(0, 256, (32, 32, 3), dtype=np.uint8)
+    Image.fromarray(rgb).save(tmp_path / "test.jpg", quality=100)
+    (tmp_path / "vanhuyz.py").write_text(VANHUYZ_INFERENCE)
+    r = subprocess.run([sys.executable, str(tmp_path / "vanhuyz.py"), str(tmp_path / "pretrained/man2woman.pb"),
+                        str(tmp_path / "test.jpg"), "32", str(tmp_path / "out.jpg")],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    out = np.asarray(Image.open(tmp_path / "out.jpg"), np.float32)
+    decoded = tf.cast(tf.io.decode_jpeg((tmp_path / "test.jpg").read_bytes()), tf.float32)  # his decoder's pixels
+    saved = tf.saved_model.load(str(tmp_path / "pretrained/man2woman"))
+    expected = saved.translate(decoded[None])["images"][0]
+    # the same JPEG coding as vanhuyz's graph (quality 95, chroma subsampled): far from the float output on noise
+    expected = tf.io.decode_jpeg(tf.io.encode_jpeg(tf.cast(tf.round(expected), tf.uint8))).numpy()
+    assert out.shape == (32, 32, 3) and np.abs(out - expected).mean() < 2.0, np.abs(out - expected).mean()
     r = subprocess.run([*cli, "--checkpoint_dir=nowhere"], capture_output=True, text=True, cwd=tmp_path, timeout=300)
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert r.stderr.strip().splitlines()[-1] == "error: --checkpoint_dir=nowhere: no such run folder " \
