@@ -2,6 +2,7 @@
 
   python inference.py --model man2woman --input test.jpg --output out.jpg
   python inference.py --model pretrained/man2woman --input photos/ --output translated/ --html
+  python inference.py --model man2woman --input huge.jpg --output out.jpg --tile 512 --overlap 64
 """
 from __future__ import annotations
 
@@ -25,6 +26,13 @@ flags.DEFINE_integer("quality", 95, "JPEG/WebP quality.")
 flags.DEFINE_bool("side_by_side", False, "Write input | output strips.")
 flags.DEFINE_bool("html", False, "Also write index.html, a gallery of inputs and outputs.")
 flags.DEFINE_string("export_dir", "pretrained", "Where --model names are looked up.")
+flags.DEFINE_integer("tile", 0, "Translate images larger than this (px, either side) in overlapping tiles of this "
+                     "size, blended smoothly: bounded memory for large photos. 0: whole images.")
+flags.DEFINE_integer("overlap", 64, "Pixels shared by neighbouring tiles (--tile).")
+flags.DEFINE_enum("norm_stats", "global", ["global", "tile"], "With --tile: 'global' normalises every tile with "
+                  "the whole image's norm statistics (measured on a copy --stats_size px long), so tiles do not "
+                  "drift apart in colour; 'tile': each tile's own (plain tiling, seams show).")
+flags.DEFINE_integer("stats_size", 1024, "Long side (px) of the downscaled copy --norm_stats=global measures.")
 
 
 @guarded
@@ -39,7 +47,8 @@ def main(argv: list[str]) -> None:
 
     print(timed_run(model=FLAGS.model, input_pattern=FLAGS.input, output=FLAGS.output, batch_size=FLAGS.batch_size,
                     image_size=FLAGS.image_size, fmt=FLAGS.format, side_by_side=FLAGS.side_by_side,
-                    write_html=FLAGS.html, quality=FLAGS.quality, export_dir=FLAGS.export_dir))
+                    write_html=FLAGS.html, quality=FLAGS.quality, export_dir=FLAGS.export_dir, tile=FLAGS.tile,
+                    overlap=FLAGS.overlap, norm_stats=FLAGS.norm_stats, stats_size=FLAGS.stats_size))
 
 
 if __name__ == "__main__":

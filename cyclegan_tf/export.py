@@ -4,6 +4,11 @@ Signatures:
   serving_default  encoded images (string [N]: JPEG/PNG/BMP/GIF bytes) → PNG bytes (string [N]), each
                    at its input's size; the form TensorFlow Serving's REST API takes (`{"b64": ...}`).
   translate        float32 [N, H, W, 3] in [0, 255] → float32 [N, H, W, 3] in [0, 255].
+  statistics       float32 [1, H, W, 3] → float32 [K]: every test-time norm layer's per-channel mean and variance
+                   on that image (networks.NormStatistics), and
+  translate_with_statistics  images and those K statistics → translate's output, every norm layer using the
+                   given statistics instead of each image's own: the tiles of a large image translated as the
+                   whole image would be (inference.py --tile --norm_stats global). Not in square-mode exports.
 Any H, W ≥ 1: the graph mirror-pads to the multiple the generator needs (mirroring as often as a small
 image requires) and crops back; or, with image_size > 0, resizes to that square and back (vanhuyz's
 behaviour). The training flags, the training step and the direction (XtoY or YtoX; a paired run's AtoB or
@@ -31,6 +36,7 @@ import tensorflow as tf
 
 from cyclegan_tf.atomic import alive, atomic_path, remove_stale, temp_name, uninterrupted
 from cyclegan_tf.errors import UserError, disk_failure
+from cyclegan_tf.networks import norm_statistics
 from cyclegan_tf.options import PRECISIONS
 from cyclegan_tf.runs import restore_generators
 
@@ -68,6 +74,25 @@ class Translator(tf.Module):
     def translate(self, images: tf.Tensor) -> dict[str, tf.Tensor]:
         y = self._run(images / 127.5 - 1.0)
         return {"images": tf.clip_by_value((tf.cast(y, tf.float32) + 1.0) * 127.5, 0.0, 255.0)}
+
+    @tf.function(input_signature=[tf.TensorSpec([1, None, None, 3], tf.float32, name="images")])
+    def statistics(self, images: tf.Tensor) -> dict[str, tf.Tensor]:
+        with norm_statistics() as stats:
+            self._run(images / 127.5 - 1.0)
+        return {"statistics": stats.vector()}
+
+    @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32, name="images"),
+                                  tf.TensorSpec([None], tf.float32, name="statistics")])
+    def translate_with_statistics(self, images: tf.Tensor, statistics: tf.Tensor) -> dict[str, tf.Tensor]:
+        with norm_statistics(statistics):
+            y = self._run(images / 127.5 - 1.0)
+        return {"images": tf.clip_by_value((tf.cast(y, tf.float32) + 1.0) * 127.5, 0.0, 255.0)}
+
+    def signatures(self) -> dict[str, tf.types.experimental.ConcreteFunction]:
+        signatures = {"serving_default": self.serve, "translate": self.translate}
+        if not self.image_size:  # tiles of a large image, normalised as the whole image (inference.py --tile)
+            signatures.update(statistics=self.statistics, translate_with_statistics=self.translate_with_statistics)
+        return signatures
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")])
     def serve(self, image_bytes: tf.Tensor) -> dict[str, tf.Tensor]:
@@ -189,8 +214,7 @@ def write(run: str | Path, direction: str, target: str | Path, image_size: int =
                         resize="nearest" if model_cls.input_is_labels(cfg) else "bicubic")
     tmp = temp_name(target)
     try:
-        tf.saved_model.save(module, str(tmp), signatures={"serving_default": module.serve,
-                                                          "translate": module.translate})
+        tf.saved_model.save(module, str(tmp), signatures=module.signatures())
     except BaseException as e:
         discard(tmp)
         failure = disk_failure(e, target)

@@ -15,6 +15,7 @@ import shutil
 import sys
 import time
 import urllib.parse
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,6 +24,7 @@ import tensorflow as tf
 from PIL import Image
 from tqdm import tqdm
 
+from cyclegan_tf import tiling
 from cyclegan_tf.atomic import atomic_path, remove_stale, write_text
 from cyclegan_tf.errors import UserError, disk_error, one_line
 from cyclegan_tf.imagefiles import IMAGE_EXTENSIONS, BadImage, find_images, open_rgb
@@ -36,9 +38,19 @@ def shown(path: str | os.PathLike) -> str:
     return os.fsencode(path).decode("utf-8", "replace")
 
 
-def load_model(model: str, export_dir: str = "pretrained"):
-    """A SavedModel folder, or a name under `export_dir`; returns its `translate` signature. A damaged
-    export (files missing, truncated or garbled) is a one-line UserError naming it."""
+@dataclass
+class Export:
+    """The signatures of a loaded export that inference calls (export.py lists them)."""
+    loaded: object  # kept referenced: the signatures need its variables
+    translate: Callable
+    statistics: Callable | None  # None in exports written before tiling, or in square mode
+    translate_with_statistics: Callable | None
+    nearest: bool  # label maps are resized nearest-neighbour
+
+
+def load_model(model: str, export_dir: str = "pretrained") -> Export:
+    """A SavedModel folder, or a name under `export_dir`; returns its signatures. A damaged export (files
+    missing, truncated or garbled) is a one-line UserError naming it."""
     candidates = [Path(model), Path(export_dir) / model, Path(export_dir) / Path(model).stem]
     path = next((p for p in candidates if (p / "saved_model.pb").is_file()), None)
     if path is None:
@@ -57,11 +69,10 @@ def load_model(model: str, export_dir: str = "pretrained"):
     if "translate" not in loaded.signatures:
         raise UserError(f"--model={model}: {path} is a SavedModel without the 'translate' signature of "
                         "export_graph.py")
-    translate = loaded.signatures["translate"]
-    translate._keep_alive = loaded  # the signature needs the loaded object's variables
-    # label maps are resized nearest-neighbour; exports written before `input_resize` existed take images
-    translate._nearest = getattr(loaded, "input_resize", None) is not None and loaded.input_resize.numpy() == b"nearest"
-    return translate
+    # exports written before `input_resize` existed take images
+    nearest = getattr(loaded, "input_resize", None) is not None and loaded.input_resize.numpy() == b"nearest"
+    return Export(loaded, loaded.signatures["translate"], loaded.signatures.get("statistics"),
+                  loaded.signatures.get("translate_with_statistics"), nearest)
 
 
 def _damage(path: Path) -> str | None:
@@ -105,11 +116,14 @@ def _save(img: np.ndarray, path: Path, quality: int) -> None:
 
 def run(model: str, input_pattern: str, output: str, *, batch_size: int = 1, image_size: int = 0,
         fmt: str = "", side_by_side: bool = False, write_html: bool = False, quality: int = 95,
-        export_dir: str = "pretrained") -> Summary:
-    """Translates every input; in single-file mode `output` is the file, else the output folder."""
+        export_dir: str = "pretrained", tile: int = 0, overlap: int = 64, norm_stats: str = "global",
+        stats_size: int = 1024) -> Summary:
+    """Translates every input; in single-file mode `output` is the file, else the output folder. With `tile`,
+    images larger than tile × tile px are translated in overlapping tiles (cyclegan_tf.tiling)."""
     files, single = _inputs(input_pattern)
     targets, folder = _targets(files, single, output, fmt)
-    translate = load_model(model, export_dir)
+    tiling.check(tile, overlap, norm_stats, stats_size)
+    exported = load_model(model, export_dir)
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as e:
@@ -125,7 +139,8 @@ def run(model: str, input_pattern: str, output: str, *, batch_size: int = 1, ima
 
     def flush(batch: list[tuple[Path, Path, np.ndarray]]) -> None:
         try:
-            y = _translate(translate, np.stack([b[2] for b in batch]))
+            y = _translate(exported, np.stack([b[2] for b in batch]), tile, overlap, batch_size, norm_stats,
+                           stats_size)
         except UserError as e:
             if single:
                 raise UserError(f"--input={batch[0][0]}: {e}") from None
@@ -148,12 +163,17 @@ def run(model: str, input_pattern: str, output: str, *, batch_size: int = 1, ima
             skip(src, str(e))
             continue
         if image_size:  # vanhuyz's square mode: the output is image_size × image_size
-            img = img.resize((image_size, image_size), Image.NEAREST if translate._nearest else Image.BICUBIC)
+            img = img.resize((image_size, image_size), Image.NEAREST if exported.nearest else Image.BICUBIC)
         arr = np.asarray(img)
-        if batch and (len(batch) >= batch_size or batch[0][2].shape != arr.shape):
+        del img  # a large photo: one copy at a time
+        large = tile and max(arr.shape[:2]) > tile  # translated alone, in tiles
+        if batch and (large or len(batch) >= batch_size or batch[0][2].shape != arr.shape):
             flush(batch)
             batch = []
         batch.append((src, dst, arr))
+        if large:
+            flush(batch)
+            batch = []
     if batch:
         flush(batch)
     bar.close()
@@ -185,10 +205,15 @@ def _targets(files: list[Path], single: bool, output: str, fmt: str) -> tuple[li
     return targets, folder
 
 
-def _translate(translate, images: np.ndarray) -> np.ndarray:
-    """uint8 translations of a batch of equal-sized images; a UserError if the model refuses them."""
+def _translate(exported: Export, images: np.ndarray, tile: int = 0, overlap: int = 0, batch_size: int = 1,
+               norm_stats: str = "global", stats_size: int = 1024) -> np.ndarray:
+    """uint8 translations of a batch of equal-sized images (one image larger than `tile`: in tiles); a
+    UserError if the model refuses them."""
     try:
-        y = translate(images=tf.constant(images.astype(np.float32)))["images"].numpy()
+        if tile and max(images.shape[1:3]) > tile:
+            return np.stack([tiling.translate_tiled(exported, img, tile, overlap, batch_size, norm_stats, stats_size,
+                                                    exported.nearest) for img in images])
+        y = exported.translate(images=tf.constant(images.astype(np.float32)))["images"].numpy()
     except (tf.errors.InvalidArgumentError, tf.errors.ResourceExhaustedError) as e:
         h, w = images.shape[1:3]
         raise UserError(f"the model cannot translate a {w}×{h} image ({one_line(e.message)[:120]}); "

@@ -16,8 +16,9 @@ feature matching) have stable names, listed by `feature_names` and read by
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import keras
 import tensorflow as tf
@@ -207,6 +208,8 @@ class InstanceNorm(keras.layers.GroupNormalization):
         # norm kernel (training mode: the batch's own statistics, biased variance, as InstanceNorm2d)
         # does it in one pass with float32 statistics for bf16/fp16 inputs, faster than tf.nn.moments
         # forward and backward (docs/decisions.md). At batch 1 (the paper's) the view is the input itself.
+        if _statistics.get() is not None:
+            return _statistics.get().normalize(self, inputs)
         x = inputs if inputs.dtype in (tf.float32, tf.bfloat16) else tf.cast(inputs, tf.float32)
         batch = inputs.shape[0]
         if batch != 1:
@@ -242,11 +245,58 @@ class BatchNorm(keras.layers.BatchNormalization):
     def call(self, inputs, training=None, mask=None):
         if training:
             return super().call(inputs, training=True, mask=mask)
+        if _statistics.get() is not None:
+            return _statistics.get().normalize(self, inputs)
         x = tf.cast(inputs, tf.float32)
         mean, var = tf.nn.moments(x, axes=[1, 2], keepdims=True)
         y = tf.nn.batch_normalization(x, mean, var, tf.cast(self.beta, tf.float32), tf.cast(self.gamma, tf.float32),
                                       self.epsilon)
         return tf.cast(y, self.compute_dtype)
+
+
+class NormStatistics:
+    """The statistics every test-time norm layer (instance norm; batch norm, which at test normalises by the
+    image's own statistics) takes from its input, in call order, as one flat float32 vector: per layer its
+    per-channel mean, then its variance. Recorded on one image, they can be applied to other images (the tiles
+    of that image): each tile is then normalised as the whole image is, so tiles do not drift apart in colour.
+    """
+
+    def __init__(self, supplied: tf.Tensor | None = None) -> None:
+        self.supplied, self.offset, self.recorded = supplied, 0, []
+
+    def normalize(self, layer: keras.layers.Layer, inputs: tf.Tensor) -> tf.Tensor:
+        x = tf.cast(inputs, tf.float32)
+        c = x.shape[-1]
+        if self.supplied is None:
+            mean, var = tf.nn.moments(x, axes=[0, 1, 2])  # a whole image: batch 1
+            self.recorded += [mean, var]
+        else:
+            mean = self.supplied[self.offset:self.offset + c]
+            var = self.supplied[self.offset + c:self.offset + 2 * c]
+            self.offset += 2 * c
+        y = (x - mean) * tf.math.rsqrt(var + layer.epsilon)
+        if layer.scale:
+            y *= tf.cast(layer.gamma, tf.float32)
+        if layer.center:
+            y += tf.cast(layer.beta, tf.float32)
+        return tf.cast(y, layer.compute_dtype)
+
+    def vector(self) -> tf.Tensor:
+        return tf.concat(self.recorded, 0) if self.recorded else tf.zeros([0])
+
+
+_statistics: contextvars.ContextVar[NormStatistics | None] = contextvars.ContextVar("norm_statistics", default=None)
+
+
+@contextlib.contextmanager
+def norm_statistics(supplied: tf.Tensor | None = None) -> Iterator[NormStatistics]:
+    """Within it, test-time norm layers record their statistics (`supplied` None) or use `supplied`."""
+    stats = NormStatistics(supplied)
+    token = _statistics.set(stats)
+    try:
+        yield stats
+    finally:
+        _statistics.reset(token)
 
 
 def seed_states(*models: keras.Model) -> list:
