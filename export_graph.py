@@ -31,6 +31,11 @@ flags.DEFINE_enum("precision", "fp32", list(PRECISIONS), "Type the exported grap
 flags.DEFINE_string("checkpoint", "latest", "Which checkpoint of the run: latest (the newest intact one), best "
                     "(kept by train.py --keep_best) or a step number N (ckpt-N).")
 flags.DEFINE_bool("onnx", False, "Also write <name>.onnx (the translate signature) with tf2onnx.")
+flags.DEFINE_bool("web", False, "Also write <export_dir>/inference.html, a page that translates images in the "
+                  "browser, offline (ONNX Runtime Web; implies --onnx). Serve the folder: "
+                  "python -m http.server -d pretrained 8000.")
+flags.DEFINE_string("web_runtime", None, "The onnxruntime-web dist folder --web copies (default: "
+                    "node_modules/onnxruntime-web/dist, which `npm ci` in the repository installs).")
 
 
 @guarded
@@ -54,6 +59,11 @@ def main(argv: list[str]) -> None:
             print(f"note: {run} is a {cfg.model} run without a {direction} generator; "
                   f"--{direction}_model={value} is skipped")
     targets = export.export_targets(names, model_cls.exports, FLAGS.export_dir)
+    runtime = None
+    if FLAGS.web:
+        from cyclegan_tf import web
+
+        runtime = web.find_runtime(FLAGS.web_runtime)  # missing: one line before anything is written
     for target in targets.values():
         export.check_target(target)  # every refusal before the first export is written
     written: dict[str, Path] = {}
@@ -74,8 +84,13 @@ def main(argv: list[str]) -> None:
             frozen = export.to_frozen_graph(target, target.parent / f"{target.name}.pb", size)
             print(f"exported {direction} to {frozen} (frozen graph: input_image [{size}, {size}, 3] in [-1, 1] → "
                   "output_image JPEG bytes)")
-        if FLAGS.onnx:
+        if FLAGS.onnx or FLAGS.web:
             print(f"exported {direction} to {export.to_onnx(target, target.parent / f'{target.name}.onnx')}")
+    if runtime is not None:
+        models = [t.relative_to(FLAGS.export_dir).as_posix() for t in targets.values()]
+        page = web.write_page(FLAGS.export_dir, models, runtime)
+        print(f"wrote {page}: serve it with `python -m http.server -d {FLAGS.export_dir} 8000` and open "
+              f"http://127.0.0.1:8000/{page.name}")
 
 
 if __name__ == "__main__":
