@@ -31,6 +31,10 @@ flags.DEFINE_enum("precision", "fp32", list(PRECISIONS), "Type the exported grap
 flags.DEFINE_string("checkpoint", "latest", "Which checkpoint of the run: latest (the newest intact one), best "
                     "(kept by train.py --keep_best) or a step number N (ckpt-N).")
 flags.DEFINE_bool("onnx", False, "Also write <name>.onnx (the translate signature) with tf2onnx.")
+flags.DEFINE_list("tflite", [], "Also write LiteRT files of each export: fp32 → <name>.tflite, fp16 → "
+                  "<name>.fp16.tflite (half-size weights), int8 → <name>.int8.tflite (dynamic-range quantisation).")
+flags.DEFINE_integer("tflite_size", -1, "Input side of the .tflite files (float32 [1, S, S, 3] in [0, 255]); "
+                     "-1: the run's training image_size; 0: any size (the interpreter's resize_tensor_input).")
 flags.DEFINE_bool("web", False, "Also write <export_dir>/inference.html, a page that translates images in the "
                   "browser, offline (ONNX Runtime Web; implies --onnx). Serve the folder: "
                   "python -m http.server -d pretrained 8000.")
@@ -59,6 +63,17 @@ def main(argv: list[str]) -> None:
             print(f"note: {run} is a {cfg.model} run without a {direction} generator; "
                   f"--{direction}_model={value} is skipped")
     targets = export.export_targets(names, model_cls.exports, FLAGS.export_dir)
+    litert = None
+    if FLAGS.tflite:
+        from cyclegan_tf import litert
+
+        unknown = [v for v in FLAGS.tflite if v not in litert.VARIANTS]
+        if unknown:
+            raise UserError(f"--tflite={','.join(FLAGS.tflite)}: {unknown[0]} is not one of "
+                            f"{', '.join(litert.VARIANTS)}")
+        if FLAGS.precision != "fp32" or FLAGS.image_size:
+            raise UserError("--tflite converts an fp32 export of any size: leave out --precision and --image_size "
+                            "(the variants choose their own storage; --tflite_size the input size)")
     runtime = None
     if FLAGS.web:
         from cyclegan_tf import web
@@ -84,6 +99,12 @@ def main(argv: list[str]) -> None:
             frozen = export.to_frozen_graph(target, target.parent / f"{target.name}.pb", size)
             print(f"exported {direction} to {frozen} (frozen graph: input_image [{size}, {size}, 3] in [-1, 1] → "
                   "output_image JPEG bytes)")
+        for variant in FLAGS.tflite:
+            size = cfg.image_size if FLAGS.tflite_size < 0 else FLAGS.tflite_size
+            name = f"{target.name}.tflite" if variant == "fp32" else f"{target.name}.{variant}.tflite"
+            written_file = litert.to_tflite(target, target.parent / name, variant, size)
+            shape = f"[1, {size}, {size}, 3]" if size else "any size"
+            print(f"exported {direction} to {written_file} (LiteRT {variant}, input {shape})")
         if FLAGS.onnx or FLAGS.web:
             print(f"exported {direction} to {export.to_onnx(target, target.parent / f'{target.name}.onnx')}")
     if runtime is not None:

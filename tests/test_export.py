@@ -142,11 +142,14 @@ with tf.Session(graph=graph) as sess:
 def test_cli_vanhuyz_flags_frozen_graph_and_one_line_error(trained_run: Path, tmp_path: Path) -> None:
     cli = [sys.executable, str(ROOT / "export_graph.py")]
     r = subprocess.run([*cli, f"--checkpoint_dir={trained_run}", "--XtoY_model=man2woman.pb",
-                        "--YtoX_model=woman2man"], capture_output=True, text=True, cwd=tmp_path, timeout=300)
+                        "--YtoX_model=woman2man", "--tflite=fp16"], capture_output=True, text=True, cwd=tmp_path,
+                       timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
     assert (tmp_path / "pretrained/man2woman/saved_model.pb").exists() and "frozen graph" in r.stdout
     assert (tmp_path / "pretrained/woman2man/saved_model.pb").exists()
     assert not (tmp_path / "pretrained/woman2man.pb").exists()  # a name without .pb: a SavedModel only
+    assert {p.name for p in (tmp_path / "pretrained").glob("*.tflite")} == {"man2woman.fp16.tflite",
+                                                                            "woman2man.fp16.tflite"}
     rgb = np.random.default_rng(3).integers(0, 256, (32, 32, 3), dtype=np.uint8)
     Image.fromarray(rgb).save(tmp_path / "test.jpg", quality=100)
     (tmp_path / "vanhuyz.py").write_text(VANHUYZ_INFERENCE)
