@@ -17,7 +17,7 @@ LAYERS = [
     {"models"},
     {"distribute", "runs", "evaluator"},
     {"loop"},
-    {"export", "inference", "evaluate"},
+    {"export", "inference", "evaluate", "litert", "tiling", "web"},
     {"api", "demo", "report"},
 ]
 LAYER = {name: i for i, names in enumerate(LAYERS) for name in names}

@@ -4,9 +4,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from conftest import ROOT
 
 
+@pytest.mark.slow  # 4 minutes on 2 cores: make test-slow (suite time)
 def test_reduced_demo(tmp_path: Path) -> None:
     r = subprocess.run([sys.executable, "-m", "cyclegan_tf.demo", "--reduced", f"--out={tmp_path / 'demo'}",
                         "--models=cycle_gan,pix2pix", "--precision=bf16", "--train_seed=3"],
