@@ -27,7 +27,8 @@ test-faults: $(STAMP)
 	$(PY) -m pytest -q -n auto --dist loadfile --durations=10 tests/faults  # one file per worker: its fixtures built once
 
 # Cases too long for `make test`: the learning tests (CycleGAN, CUT, pix2pix: a few hundred steps each), the XLA
-# step cases, CycleGAN's --recompute equality, the multi-worker cases, the reduced demo and a 6000×4000 tiled photo.
+# step cases, CycleGAN's --recompute equality, the multi-worker cases, the reduced demo,
+# train.py's SIGTERM-then-resume equality and a 6000×4000 tiled photo.
 test-slow: $(STAMP)
 	$(PY) -m pytest -q -n auto --durations=10 -m slow --ignore=tests/faults
 

@@ -36,6 +36,7 @@ def checkpoint_values(folder: Path) -> dict[str, np.ndarray]:
     return {k: reader.get_tensor(k) for k in reader.get_variable_to_shape_map() if "save_counter" not in k}
 
 
+@pytest.mark.slow  # three training processes, 1–2 minutes on 2 cores: make test-slow (suite time)
 def test_sigterm_then_resume_equals_an_uninterrupted_run(data_args: list[str], tmp_path: Path) -> None:
     args = [*data_args, *ARGS, "--max_steps=30"]
     proc = subprocess.Popen(command(*args, f"--checkpoint_dir={tmp_path / 'a'}"), stdout=subprocess.PIPE,
