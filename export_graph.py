@@ -63,22 +63,7 @@ def main(argv: list[str]) -> None:
             print(f"note: {run} is a {cfg.model} run without a {direction} generator; "
                   f"--{direction}_model={value} is skipped")
     targets = export.export_targets(names, model_cls.exports, FLAGS.export_dir)
-    litert = None
-    if FLAGS.tflite:
-        from cyclegan_tf import litert
-
-        unknown = [v for v in FLAGS.tflite if v not in litert.VARIANTS]
-        if unknown:
-            raise UserError(f"--tflite={','.join(FLAGS.tflite)}: {unknown[0]} is not one of "
-                            f"{', '.join(litert.VARIANTS)}")
-        if FLAGS.precision != "fp32" or FLAGS.image_size:
-            raise UserError("--tflite converts an fp32 export of any size: leave out --precision and --image_size "
-                            "(the variants choose their own storage; --tflite_size the input size)")
-    runtime = None
-    if FLAGS.web:
-        from cyclegan_tf import web
-
-        runtime = web.find_runtime(FLAGS.web_runtime)  # missing: one line before anything is written
+    litert, runtime = _deploy_tools()
     for target in targets.values():
         export.check_target(target)  # every refusal before the first export is written
     written: dict[str, Path] = {}
@@ -94,24 +79,53 @@ def main(argv: list[str]) -> None:
         for tmp in written.values():
             export.discard(tmp)
     for direction, target in targets.items():
-        if export.model_name(names[direction]) != names[direction]:  # vanhuyz's man2woman.pb: his frozen graph too
-            size = FLAGS.image_size or cfg.image_size
-            frozen = export.to_frozen_graph(target, target.parent / f"{target.name}.pb", size)
-            print(f"exported {direction} to {frozen} (frozen graph: input_image [{size}, {size}, 3] in [-1, 1] → "
-                  "output_image JPEG bytes)")
-        for variant in FLAGS.tflite:
-            size = cfg.image_size if FLAGS.tflite_size < 0 else FLAGS.tflite_size
-            name = f"{target.name}.tflite" if variant == "fp32" else f"{target.name}.{variant}.tflite"
-            written_file = litert.to_tflite(target, target.parent / name, variant, size)
-            shape = f"[1, {size}, {size}, 3]" if size else "any size"
-            print(f"exported {direction} to {written_file} (LiteRT {variant}, input {shape})")
-        if FLAGS.onnx or FLAGS.web:
-            print(f"exported {direction} to {export.to_onnx(target, target.parent / f'{target.name}.onnx')}")
+        _write_beside(export, direction, target, names[direction], cfg.image_size, litert)
     if runtime is not None:
+        from cyclegan_tf import web
+
         models = [t.relative_to(FLAGS.export_dir).as_posix() for t in targets.values()]
         page = web.write_page(FLAGS.export_dir, models, runtime)
         print(f"wrote {page}: serve it with `python -m http.server -d {FLAGS.export_dir} 8000` and open "
               f"http://127.0.0.1:8000/{page.name}")
+
+
+def _deploy_tools() -> tuple:
+    """(litert, the ONNX Runtime Web folder), each None unless --tflite or --web asks for it; their flags are
+    checked here, before anything is written."""
+    litert = runtime = None
+    if FLAGS.tflite:
+        from cyclegan_tf import litert
+
+        unknown = [v for v in FLAGS.tflite if v not in litert.VARIANTS]
+        if unknown:
+            raise UserError(f"--tflite={','.join(FLAGS.tflite)}: {unknown[0]} is not one of "
+                            f"{', '.join(litert.VARIANTS)}")
+        if FLAGS.precision != "fp32" or FLAGS.image_size:
+            raise UserError("--tflite converts an fp32 export of any size: leave out --precision and --image_size "
+                            "(the variants choose their own storage; --tflite_size the input size)")
+    if FLAGS.web:
+        from cyclegan_tf import web
+
+        runtime = web.find_runtime(FLAGS.web_runtime)
+    return litert, runtime
+
+
+def _write_beside(export, direction: str, target: Path, name: str, train_size: int, litert) -> None:
+    """The other formats of one committed export, beside it: vanhuyz's frozen graph (a name ending in .pb),
+    LiteRT files (--tflite), ONNX (--onnx, --web)."""
+    if export.model_name(name) != name:
+        size = FLAGS.image_size or train_size
+        frozen = export.to_frozen_graph(target, target.parent / f"{target.name}.pb", size)
+        print(f"exported {direction} to {frozen} (frozen graph: input_image [{size}, {size}, 3] in [-1, 1] → "
+              "output_image JPEG bytes)")
+    for variant in FLAGS.tflite:
+        size = train_size if FLAGS.tflite_size < 0 else FLAGS.tflite_size
+        file = f"{target.name}.tflite" if variant == "fp32" else f"{target.name}.{variant}.tflite"
+        written = litert.to_tflite(target, target.parent / file, variant, size)
+        print(f"exported {direction} to {written} (LiteRT {variant}, input "
+              f"{f'[1, {size}, {size}, 3]' if size else 'any size'})")
+    if FLAGS.onnx or FLAGS.web:
+        print(f"exported {direction} to {export.to_onnx(target, target.parent / f'{target.name}.onnx')}")
 
 
 if __name__ == "__main__":
