@@ -45,7 +45,7 @@ def main() -> None:
         tile, overlap = map(int, spec.split(":"))
         for mode, size in cases:
             start = time.perf_counter()
-            out = translate_tiled(model, img, tile, overlap, 4, mode, size or 1024, model.nearest).astype(np.float32)
+            out = translate_tiled(model, img, tile, overlap, 4, mode, size or 1024).astype(np.float32)
             print(json.dumps({"bench": "tiling", "model": args.model, "image": list(img.shape[:2]), "tile": tile,
                               "overlap": overlap, "norm_stats": mode, "stats_size": size or None,
                               "mean_abs_diff": round(float(np.abs(out - whole).mean()), 3),

@@ -72,8 +72,7 @@ class Translator(tf.Module):
 
     @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32, name="images")])
     def translate(self, images: tf.Tensor) -> dict[str, tf.Tensor]:
-        y = self._run(images / 127.5 - 1.0)
-        return {"images": tf.clip_by_value((tf.cast(y, tf.float32) + 1.0) * 127.5, 0.0, 255.0)}
+        return {"images": _pixels(self._run(images / 127.5 - 1.0))}
 
     @tf.function(input_signature=[tf.TensorSpec([1, None, None, 3], tf.float32, name="images")])
     def statistics(self, images: tf.Tensor) -> dict[str, tf.Tensor]:
@@ -85,8 +84,7 @@ class Translator(tf.Module):
                                   tf.TensorSpec([None], tf.float32, name="statistics")])
     def translate_with_statistics(self, images: tf.Tensor, statistics: tf.Tensor) -> dict[str, tf.Tensor]:
         with norm_statistics(statistics):
-            y = self._run(images / 127.5 - 1.0)
-        return {"images": tf.clip_by_value((tf.cast(y, tf.float32) + 1.0) * 127.5, 0.0, 255.0)}
+            return {"images": _pixels(self._run(images / 127.5 - 1.0))}
 
     def signatures(self) -> dict[str, tf.types.experimental.ConcreteFunction]:
         signatures = {"serving_default": self.serve, "translate": self.translate}
@@ -103,6 +101,11 @@ class Translator(tf.Module):
             return tf.io.encode_png(tf.cast(tf.round(out), tf.uint8))
 
         return {"image_bytes": tf.map_fn(one, image_bytes, fn_output_signature=tf.string)}
+
+
+def _pixels(y: tf.Tensor) -> tf.Tensor:
+    """A generator's output in [-1, 1] as float32 pixels in [0, 255]."""
+    return tf.clip_by_value((tf.cast(y, tf.float32) + 1.0) * 127.5, 0.0, 255.0)
 
 
 def mirror_indices(n: tf.Tensor | int, before: tf.Tensor | int, after: tf.Tensor | int) -> tf.Tensor:

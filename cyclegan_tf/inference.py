@@ -211,8 +211,8 @@ def _translate(exported: Export, images: np.ndarray, tile: int = 0, overlap: int
     UserError if the model refuses them."""
     try:
         if tile and max(images.shape[1:3]) > tile:
-            return np.stack([tiling.translate_tiled(exported, img, tile, overlap, batch_size, norm_stats, stats_size,
-                                                    exported.nearest) for img in images])
+            return np.stack([tiling.translate_tiled(exported, img, tile, overlap, batch_size, norm_stats, stats_size)
+                             for img in images])
         y = exported.translate(images=tf.constant(images.astype(np.float32)))["images"].numpy()
     except (tf.errors.InvalidArgumentError, tf.errors.ResourceExhaustedError) as e:
         h, w = images.shape[1:3]

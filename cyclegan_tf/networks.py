@@ -204,12 +204,12 @@ class InstanceNorm(keras.layers.GroupNormalization):
         )
 
     def call(self, inputs):
+        if _statistics.get() is not None:  # given or recorded statistics (tiles of a large image)
+            return _statistics.get().normalize(self, inputs)
         # Instance norm of [N, H, W, C] is batch norm of the [1, H, W, N·C] view, and TF's fused batch
         # norm kernel (training mode: the batch's own statistics, biased variance, as InstanceNorm2d)
         # does it in one pass with float32 statistics for bf16/fp16 inputs, faster than tf.nn.moments
         # forward and backward (docs/decisions.md). At batch 1 (the paper's) the view is the input itself.
-        if _statistics.get() is not None:
-            return _statistics.get().normalize(self, inputs)
         x = inputs if inputs.dtype in (tf.float32, tf.bfloat16) else tf.cast(inputs, tf.float32)
         batch = inputs.shape[0]
         if batch != 1:

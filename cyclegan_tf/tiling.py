@@ -55,7 +55,7 @@ def window(n: int, overlap: int, first: bool, last: bool) -> np.ndarray:
     return w
 
 
-def statistics(model, image: np.ndarray, stats_size: int, nearest: bool) -> tf.Tensor:
+def statistics(model, image: np.ndarray, stats_size: int) -> tf.Tensor:
     """The norm statistics of the whole image, measured on a copy at most `stats_size` px on its long side."""
     if model.statistics is None:
         raise UserError("--norm_stats=global: this export has no 'statistics' signature (written by an older "
@@ -65,21 +65,21 @@ def statistics(model, image: np.ndarray, stats_size: int, nearest: bool) -> tf.T
     small = Image.fromarray(image)
     if scale < 1:
         size = (max(1, round(w * scale)), max(1, round(h * scale)))
-        small = small.resize(size, Image.NEAREST if nearest else Image.BICUBIC)
+        small = small.resize(size, Image.NEAREST if model.nearest else Image.BICUBIC)
     x = tf.constant(np.asarray(small, np.float32)[None])
     return model.statistics(images=x)["statistics"]
 
 
 def translate_tiled(model, image: np.ndarray, tile: int, overlap: int, batch_size: int, norm_stats: str = "global",
-                    stats_size: int = 1024, nearest: bool = False) -> np.ndarray:
+                    stats_size: int = 1024) -> np.ndarray:
     """uint8 [H, W, 3] translation of `image` in tiles of tile × tile px (less where the image is smaller).
-    `model` has `translate(images=)` and, for global statistics, `statistics` and `translate_with_statistics`
-    (inference.load_model)."""
+    `model` is an inference.Export: `translate(images=)`, `nearest` and, for global statistics, `statistics`
+    and `translate_with_statistics`."""
     h, w = image.shape[:2]
     th, tw = min(tile, h), min(tile, w)
     run: Callable[[tf.Tensor], tf.Tensor] = lambda x: model.translate(images=x)["images"]  # noqa: E731
     if norm_stats == "global":
-        stats = statistics(model, image, stats_size, nearest)
+        stats = statistics(model, image, stats_size)
         run = lambda x: model.translate_with_statistics(images=x, statistics=stats)["images"]  # noqa: E731
     acc = np.zeros((h, w, 3), np.float32)
     weight = np.zeros((h, w, 1), np.float32)
