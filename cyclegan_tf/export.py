@@ -32,6 +32,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from cyclegan_tf.atomic import alive, atomic_path, remove_stale, temp_name, uninterrupted
@@ -43,14 +44,47 @@ from cyclegan_tf.runs import restore_generators
 EXPORT_ENTRIES = frozenset({"saved_model.pb", "fingerprint.pb", "variables", "assets"})
 
 
+# Up to this many bytes of weights, an export holds them as constants of its graph (ConstantWeights); beyond,
+# as variables, since saved_model.pb, where constants live, is a protobuf and cannot exceed 2 GB.
+CONSTANT_WEIGHTS_LIMIT = 1 << 30
+
+
+class ConstantWeights:
+    """A generator that reads its weights from constants of the graph instead of its variables (Keras'
+    stateless_call). oneDNN, TensorFlow's CPU convolution library, reorders a constant filter into its
+    blocked layout once and keeps it; a variable's it reorders at every call, which made an export's
+    translation a fifth slower (docs/benchmarks.md). The constants are made by one function (`weights`)
+    that every signature calls, so a SavedModel stores them once."""
+
+    def __init__(self, generator: keras.Model) -> None:
+        self.generator = generator
+        trainable = [v.numpy() for v in generator.trainable_variables]
+        non_trainable = [v.numpy() for v in generator.non_trainable_variables]
+        self.weights = tf.function(lambda: ([tf.constant(a) for a in trainable],
+                                            [tf.constant(a) for a in non_trainable]), input_signature=[])
+
+    def __call__(self, x: tf.Tensor, training: bool = False) -> tf.Tensor:
+        trainable, non_trainable = self.weights()
+        return self.generator.stateless_call(trainable, non_trainable, x, training=training)[0]
+
+
+def weight_bytes(model: keras.Model) -> int:
+    return sum(int(np.prod(v.shape)) * tf.as_dtype(v.dtype).size for v in model.weights)
+
+
 class Translator(tf.Module):
     def __init__(self, generator: keras.Model, multiple: int, image_size: int, flags: dict, step: int,
-                 direction: str, precision: str = "fp32", min_side: int | None = None, resize: str = "bicubic") -> None:
+                 direction: str, precision: str = "fp32", min_side: int | None = None, resize: str = "bicubic",
+                 constant_weights: bool = False) -> None:
+        """`constant_weights`: the graph holds the generator's weights as constants (ConstantWeights), as
+        they are now, if they fit under CONSTANT_WEIGHTS_LIMIT; otherwise it reads its variables."""
         super().__init__(name=f"translator_{direction}")
+        if constant_weights and weight_bytes(generator) <= CONSTANT_WEIGHTS_LIMIT:
+            generator = ConstantWeights(generator)  # not a Trackable: a SavedModel saves no variables of it
         self.generator, self.multiple, self.image_size = generator, multiple, image_size
         self.resize = resize  # of the input in the square mode: nearest for label maps
         self.input_resize = tf.Variable(resize, trainable=False, name="input_resize")
-        self.min_side = min_side or smallest_side(generator, multiple)
+        self.min_side = min_side or smallest_side(self.generator, multiple)
         self.flags_json = tf.Variable(json.dumps(flags, sort_keys=True), trainable=False, name="flags_json")
         self.train_step = tf.Variable(step, dtype=tf.int64, trainable=False, name="train_step")
         self.direction = tf.Variable(direction, trainable=False, name="direction")
@@ -214,7 +248,7 @@ def write(run: str | Path, direction: str, target: str | Path, image_size: int =
     tidy(target)
     module = Translator(model_cls.exported_network(cfg, nets, direction), multiple, image_size, cfg.as_flags(), step,
                         model_cls.exported_direction(cfg, direction), precision,
-                        resize="nearest" if model_cls.input_is_labels(cfg) else "bicubic")
+                        resize="nearest" if model_cls.input_is_labels(cfg) else "bicubic", constant_weights=True)
     tmp = temp_name(target)
     try:
         tf.saved_model.save(module, str(tmp), signatures=module.signatures())

@@ -10,6 +10,7 @@ import tensorflow as tf
 from conftest import ROOT
 from PIL import Image
 
+from cyclegan_tf import export as export_module
 from cyclegan_tf.errors import UserError
 from cyclegan_tf.export import export, model_name, to_onnx
 from cyclegan_tf.runs import restore_generators
@@ -62,6 +63,27 @@ def test_any_size_is_padded_and_cropped_back(trained_run: Path, tmp_path: Path) 
         out = model.translate(tf.random.uniform([1, h, w, 3], 0, 255))["images"]
         assert out.shape == (1, h, w, 3)
         assert 0 <= float(tf.reduce_min(out)) and float(tf.reduce_max(out)) <= 255
+
+
+def test_weights_are_constants_of_the_graph_unless_too_large(trained_run: Path, tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """Constant filters are what oneDNN caches in its own layout (export.ConstantWeights): the export keeps
+    only its metadata as variables, and translates as the generator does at every size, one after another."""
+    G = restore_generators(trained_run)[0]["G"]
+    rng = np.random.default_rng(2)
+    shapes = ((1, 32, 32, 3), (2, 20, 28, 3), (1, 32, 32, 3))
+    images = [rng.uniform(0, 255, shape).astype(np.float32) for shape in shapes]
+    exported = {"constants": export(trained_run, "XtoY", tmp_path / "c")}
+    monkeypatch.setattr(export_module, "CONSTANT_WEIGHTS_LIMIT", 0)
+    exported["variables"] = export(trained_run, "XtoY", tmp_path / "v")
+    for kind, path in exported.items():
+        kernels = [name for name, shape in tf.train.list_variables(str(path / "variables" / "variables"))
+                   if len(shape) == 4]
+        assert (len(kernels) == 0) == (kind == "constants"), kind
+        model = tf.saved_model.load(str(path))
+        for x in images:
+            expected = np.clip((G(x / 127.5 - 1, training=False).numpy() + 1) * 127.5, 0, 255)
+            assert np.abs(model.translate(tf.constant(x))["images"].numpy() - expected).max() <= 1.0, kind
 
 
 def test_square_mode_resizes_and_back(trained_run: Path, tmp_path: Path) -> None:

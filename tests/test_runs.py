@@ -24,8 +24,8 @@ def test_checkpoints_from_before_restore_into_the_declared_generators(model: str
     expected = np.load(LEGACY / "expected.npz")
     nets, cfg, model_cls, step = runs.restore_generators(LEGACY / model)
     assert step == 2 and cfg.model == model and list(nets) == model_cls.generator_names()
-    for name, G in nets.items():
-        np.testing.assert_allclose(G(expected["x"], training=False).numpy(), expected[f"{model}_{name}"], atol=1e-6)
+    for name, G in nets.items():  # 1e-5: oneDNN's kernels differ by CPU (AVX-512 vs AVX2 differ by ~1e-6 here)
+        np.testing.assert_allclose(G(expected["x"], training=False).numpy(), expected[f"{model}_{name}"], atol=1e-5)
 
 
 def test_a_run_from_before_resumes_and_exports(tmp_path: Path) -> None:
