@@ -14,7 +14,7 @@ image requires) and crops back; or, with image_size > 0, resizes to that square 
 behaviour). The training flags, the training step and the direction (XtoY or YtoX; a paired run's AtoB or
 BtoA) are stored as variables: `m.flags_json`, `m.train_step`, `m.direction`, the compute type as
 `m.precision` (fp32, bf16, fp16), and how a resized input must be resized as `m.input_resize` (bicubic, or
-nearest for label maps).
+nearest for label maps). The generator's weights are constants of the graph (ConstantWeights), not variables.
 
 An export is written under `.NAME.tmp-PID` and swapped in whole; only a folder that is recognisably an
 export (SavedModel files and nothing else) or an empty one is ever replaced.
