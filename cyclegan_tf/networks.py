@@ -75,7 +75,21 @@ class ReflectionPad2D(keras.layers.Layer):
 
     def call(self, x):
         p = self.padding
-        return tf.pad(x, [[0, 0], [p, p], [p, p], [0, 0]], mode="REFLECT")
+        paddings = [[0, 0], [p, p], [p, p], [0, 0]]
+
+        # Forward as concatenated slices, which TensorFlow's CPU kernels copy about twice as fast as its
+        # MirrorPad (docs/benchmarks.md); backward as MirrorPad's own gradient, since the slices'
+        # (StridedSliceGrad) would be slow. MirrorPad's check that the pad is smaller than the side is kept.
+        @tf.custom_gradient
+        def pad(x):
+            shape = tf.shape(x)
+            with tf.control_dependencies([tf.debugging.assert_greater(
+                    tf.minimum(shape[1], shape[2]), p, message="reflection pad larger than the image")]):
+                x = tf.concat([_reversed(x[:, 1:p + 1], 1), x, _reversed(x[:, -p - 1:-1], 1)], 1)
+            y = tf.concat([_reversed(x[:, :, 1:p + 1], 2), x, _reversed(x[:, :, -p - 1:-1], 2)], 2)
+            return y, lambda dy: tf.raw_ops.MirrorPadGrad(input=dy, paddings=paddings, mode="REFLECT")
+
+        return pad(x)
 
     def compute_output_shape(self, input_shape):
         n, h, w, c = input_shape
@@ -84,6 +98,10 @@ class ReflectionPad2D(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "padding": self.padding}
+
+
+def _reversed(x: tf.Tensor, axis: int) -> tf.Tensor:
+    return x if x.shape[axis] == 1 else tf.reverse(x, [axis])
 
 
 @keras.saving.register_keras_serializable(package="cyclegan_tf")

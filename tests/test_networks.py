@@ -3,6 +3,7 @@
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from cyclegan_tf import networks as nets
 
@@ -610,3 +611,18 @@ def test_label_encoder_one_hot_from_grey_values_or_a_palette(policy):
     coded = nets.LabelEncoder(4, palette)(colours.astype("float32"))
     np.testing.assert_array_equal(keras.ops.convert_to_numpy(coded).argmax(-1), [[[0, 2, 1]]])
     assert coded.shape[-1] == 4
+
+
+@pytest.mark.parametrize("padding, shape", [(1, (2, 5, 8, 3)), (3, (1, 9, 4, 2))])
+def test_reflection_pad_is_mirror_pad_forward_and_backward(padding: int, shape: tuple) -> None:
+    x = tf.random.normal(shape, seed=1)
+    w = tf.random.normal([shape[0], shape[1] + 2 * padding, shape[2] + 2 * padding, shape[3]], seed=2)
+    paddings = [[0, 0], [padding, padding], [padding, padding], [0, 0]]
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch(x)
+        ours, theirs = nets.ReflectionPad2D(padding)(x), tf.pad(x, paddings, mode="REFLECT")
+    np.testing.assert_array_equal(ours.numpy(), theirs.numpy())
+    np.testing.assert_array_equal(tape.gradient(ours, x, w).numpy(), tape.gradient(theirs, x, w).numpy())
+    with pytest.raises(tf.errors.InvalidArgumentError):  # as MirrorPad: export.smallest_side relies on it
+        nets.ReflectionPad2D(3)(tf.zeros([1, 3, 8, 2]))
+
