@@ -74,22 +74,7 @@ class ReflectionPad2D(keras.layers.Layer):
         self.padding = int(padding)
 
     def call(self, x):
-        p = self.padding
-        paddings = [[0, 0], [p, p], [p, p], [0, 0]]
-
-        # Forward as concatenated slices, which TensorFlow's CPU kernels copy about twice as fast as its
-        # MirrorPad (docs/benchmarks.md); backward as MirrorPad's own gradient, since the slices'
-        # (StridedSliceGrad) would be slow. MirrorPad's check that the pad is smaller than the side is kept.
-        @tf.custom_gradient
-        def pad(x):
-            shape = tf.shape(x)
-            with tf.control_dependencies([tf.debugging.assert_greater(
-                    tf.minimum(shape[1], shape[2]), p, message="reflection pad larger than the image")]):
-                x = tf.concat([_reversed(x[:, 1:p + 1], 1), x, _reversed(x[:, -p - 1:-1], 1)], 1)
-            y = tf.concat([_reversed(x[:, :, 1:p + 1], 2), x, _reversed(x[:, :, -p - 1:-1], 2)], 2)
-            return y, lambda dy: tf.raw_ops.MirrorPadGrad(input=dy, paddings=paddings, mode="REFLECT")
-
-        return pad(x)
+        return reflection_pad(x, self.padding)
 
     def compute_output_shape(self, input_shape):
         n, h, w, c = input_shape
@@ -98,6 +83,25 @@ class ReflectionPad2D(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "padding": self.padding}
+
+
+def reflection_pad(x: tf.Tensor, p: int) -> tf.Tensor:
+    """tf.pad(x, mode="REFLECT") of H and W by `p`, forward as concatenated slices, which TensorFlow's CPU
+    kernels copy about twice as fast as its MirrorPad (docs/benchmarks.md); backward as MirrorPad's own
+    gradient, since the slices' (StridedSliceGrad) would be slow. MirrorPad's check that the pad is
+    smaller than the side is kept (export.smallest_side relies on its error)."""
+    paddings = [[0, 0], [p, p], [p, p], [0, 0]]
+
+    @tf.custom_gradient
+    def pad(x):
+        shape = tf.shape(x)
+        with tf.control_dependencies([tf.debugging.assert_greater(
+                tf.minimum(shape[1], shape[2]), p, message="reflection pad larger than the image")]):
+            x = tf.concat([_reversed(x[:, 1:p + 1], 1), x, _reversed(x[:, -p - 1:-1], 1)], 1)
+        y = tf.concat([_reversed(x[:, :, 1:p + 1], 2), x, _reversed(x[:, :, -p - 1:-1], 2)], 2)
+        return y, lambda dy: tf.raw_ops.MirrorPadGrad(input=dy, paddings=paddings, mode="REFLECT")
+
+    return pad(x)
 
 
 def _reversed(x: tf.Tensor, axis: int) -> tf.Tensor:
@@ -134,7 +138,7 @@ class BlurPool2D(keras.layers.Layer):
     def call(self, x):
         a = tf.constant([1.0, 2.0, 1.0]) / 4.0
         kernel = tf.tile(tf.reshape(a[:, None] * a[None, :], [3, 3, 1, 1]), [1, 1, x.shape[-1], 1])
-        padded = tf.pad(x, [[0, 0], [1, 1], [1, 1], [0, 0]], mode="REFLECT")
+        padded = reflection_pad(x, 1)
         return tf.nn.depthwise_conv2d(padded, tf.cast(kernel, x.dtype), [1, 2, 2, 1], "VALID")
 
     def compute_output_shape(self, input_shape):

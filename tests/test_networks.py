@@ -625,4 +625,3 @@ def test_reflection_pad_is_mirror_pad_forward_and_backward(padding: int, shape: 
     np.testing.assert_array_equal(tape.gradient(ours, x, w).numpy(), tape.gradient(theirs, x, w).numpy())
     with pytest.raises(tf.errors.InvalidArgumentError):  # as MirrorPad: export.smallest_side relies on it
         nets.ReflectionPad2D(3)(tf.zeros([1, 3, 8, 2]))
-
