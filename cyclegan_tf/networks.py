@@ -86,26 +86,30 @@ class ReflectionPad2D(keras.layers.Layer):
 
 
 def reflection_pad(x: tf.Tensor, p: int) -> tf.Tensor:
-    """tf.pad(x, mode="REFLECT") of H and W by `p`, forward as concatenated slices, which TensorFlow's CPU
-    kernels copy about twice as fast as its MirrorPad (docs/benchmarks.md); backward as MirrorPad's own
-    gradient, since the slices' (StridedSliceGrad) would be slow. MirrorPad's check that the pad is
-    smaller than the side is kept (export.smallest_side relies on its error)."""
+    """tf.pad(x, mode="REFLECT") of H and W by `p`, forward as one gather of whole pixels (rows of C values),
+    which TensorFlow's CPU kernels copy faster than its MirrorPad (docs/benchmarks.md); backward
+    as MirrorPad's own gradient, since the gather's (a segment sum) would be slow. MirrorPad's check that
+    the pad is smaller than the side is kept (export.smallest_side relies on its error)."""
     paddings = [[0, 0], [p, p], [p, p], [0, 0]]
 
     @tf.custom_gradient
     def pad(x):
-        shape = tf.shape(x)
+        s = tf.shape(x)
         with tf.control_dependencies([tf.debugging.assert_greater(
-                tf.minimum(shape[1], shape[2]), p, message="reflection pad larger than the image")]):
-            x = tf.concat([_reversed(x[:, 1:p + 1], 1), x, _reversed(x[:, -p - 1:-1], 1)], 1)
-        y = tf.concat([_reversed(x[:, :, 1:p + 1], 2), x, _reversed(x[:, :, -p - 1:-1], 2)], 2)
+                tf.minimum(s[1], s[2]), p, message="reflection pad larger than the image")]):
+            rows, cols = _reflected(s[1], p), _reflected(s[2], p)
+        pixels = tf.reshape(rows[:, None] * s[2] + cols[None, :], [-1])
+        y = tf.gather(tf.reshape(x, [s[0], -1, s[3]]), pixels, axis=1)
+        y = tf.reshape(y, [s[0], s[1] + 2 * p, s[2] + 2 * p, s[3]])
+        y.set_shape([d if i in (0, 3) or d is None else d + 2 * p for i, d in enumerate(x.shape)])
         return y, lambda dy: tf.raw_ops.MirrorPadGrad(input=dy, paddings=paddings, mode="REFLECT")
 
     return pad(x)
 
 
-def _reversed(x: tf.Tensor, axis: int) -> tf.Tensor:
-    return x if x.shape[axis] == 1 else tf.reverse(x, [axis])
+def _reflected(n: tf.Tensor, p: int) -> tf.Tensor:
+    """Indices 0..n-1 reflected about both ends, p beyond each: p..1, 0..n-1, n-2..n-1-p."""
+    return (n - 1) - tf.abs((n - 1) - tf.abs(tf.range(-p, n + p)))
 
 
 @keras.saving.register_keras_serializable(package="cyclegan_tf")
@@ -399,6 +403,33 @@ def _upsample(x, filters, kernel, upsample, use_bias):
     return _conv(filters, 3, use_bias=use_bias)(ReflectionPad2D(1)(x))
 
 
+@keras.saving.register_keras_serializable(package="cyclegan_tf")
+class SubpixelConv2D(keras.layers.Conv2D):
+    """A stride-1 "valid" conv with few output channels (the generators' 7×7 RGB head), computed as a
+    sub-pixel conv (ESPCN): a stride-2 conv whose (k+1)×(k+1) kernel holds the k×k one once per output
+    pixel phase (4× the output channels), then depth_to_space. The same weights and sums: oneDNN, TF's CPU
+    convolution library, computes in blocks of 16 output channels, which 3 fill to 3/16 and 12 to 3/4, and
+    the head takes about a third of the time (docs/benchmarks.md)."""
+
+    def convolution_op(self, inputs, kernel):
+        if self.strides != (1, 1) or self.dilation_rate != (1, 1) or self.padding != "valid":
+            return super().convolution_op(inputs, kernel)
+        phases = _phase_kernel(kernel)  # in an export, from constants: TensorFlow folds it once
+        # One zero row below and column right (explicit padding, no copy) make an odd side's last output
+        # row or column too, cropped away; a Pad op with computed amounts would break LiteRT's fp16 conversion.
+        y = tf.nn.depth_to_space(tf.nn.conv2d(inputs, phases, 2, [[0, 0], [0, 1], [0, 1], [0, 0]]), 2)
+        h, w = (inputs.shape[a] or tf.shape(inputs)[a] for a in (1, 2))
+        return y[:, :h - self.kernel_size[0] + 1, :w - self.kernel_size[1] + 1]
+
+
+def _phase_kernel(kernel: tf.Tensor) -> tf.Tensor:
+    """The (k+1)×(k+1) kernel holding the k×k one once per output phase (i, j) as output channels
+    (2i + j)·cout + o, depth_to_space's order."""
+    kh, kw, cin, cout = kernel.shape
+    phases = [tf.pad(kernel, [[i, 1 - i], [j, 1 - j], [0, 0], [0, 0]]) for i in (0, 1) for j in (0, 1)]
+    return tf.reshape(tf.stack(phases, -2), [kh + 1, kw + 1, cin, 4 * cout])
+
+
 def _relu(x, name=None):
     return keras.layers.ReLU(name=name)(x)
 
@@ -446,14 +477,12 @@ def _resnet_generator(
         else:
             x = _upsample(x, ngf * mult, 3, upsample, use_bias)
         x = _relu(_normalize(x, norm), name=f"up{i}")
-    x = _conv(output_nc, 7)(ReflectionPad2D(3)(x))
-    outputs = keras.layers.Activation("tanh", dtype="float32", name="output")(x)
-    return keras.Model(inputs, outputs, name=name)
+    return keras.Model(inputs, _rgb_head(x, output_nc), name=name)
 
 
 def _rgb_head(x, output_nc):
-    """The last 7×7 conv to `output_nc` channels and the tanh, in float32."""
-    x = _conv(output_nc, 7)(ReflectionPad2D(3)(x))
+    """The last 7×7 conv to `output_nc` channels (a SubpixelConv2D) and the tanh, in float32."""
+    x = SubpixelConv2D(output_nc, 7, kernel_initializer=_init())(ReflectionPad2D(3)(x))
     return keras.layers.Activation("tanh", dtype="float32", name="output")(x)
 
 

@@ -625,3 +625,21 @@ def test_reflection_pad_is_mirror_pad_forward_and_backward(padding: int, shape: 
     np.testing.assert_array_equal(tape.gradient(ours, x, w).numpy(), tape.gradient(theirs, x, w).numpy())
     with pytest.raises(tf.errors.InvalidArgumentError):  # as MirrorPad: export.smallest_side relies on it
         nets.ReflectionPad2D(3)(tf.zeros([1, 3, 8, 2]))
+
+
+@pytest.mark.parametrize("shape", [(2, 14, 20, 5), (1, 13, 12, 4)])  # even and odd output sides
+def test_subpixel_conv_is_the_plain_conv_forward_and_backward(shape: tuple) -> None:
+    x = tf.random.normal(shape, seed=3)
+    ours, plain = nets.SubpixelConv2D(3, 7), keras.layers.Conv2D(3, 7)
+    ours.build(shape), plain.build(shape)
+    ours.set_weights([np.random.default_rng(4).normal(size=w.shape) for w in ours.get_weights()])
+    plain.set_weights(ours.get_weights())
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch(x)
+        y, expected = ours(x), plain(x)
+    np.testing.assert_allclose(y.numpy(), expected.numpy(), atol=1e-5)
+    np.testing.assert_allclose(tape.gradient(y, x).numpy(), tape.gradient(expected, x).numpy(), atol=1e-5)
+    np.testing.assert_allclose(tape.gradient(y, ours.kernel).numpy(), tape.gradient(expected, plain.kernel).numpy(),
+                               rtol=1e-5, atol=1e-4)
+    unknown_sides = tf.function(ours, input_signature=[tf.TensorSpec([None, None, None, shape[3]])])
+    np.testing.assert_allclose(unknown_sides(x).numpy(), expected.numpy(), atol=1e-5)
