@@ -22,7 +22,8 @@ work (a larger image comes back cropped to the converted size, with no error; a 
 resize_tensor_input gives the SavedModel's result at any size (the file is a little larger, the
 interpreter re-plans whenever the size changes, and at 256 px it ran 10 % slower than a fixed-size
 file). An export in square mode (export_graph --image_size > 0) resizes with an op LiteRT lacks
-(ScaleAndTranslate), and a bf16 or fp16 export pads in a type LiteRT's MirrorPad lacks: converting
+(ScaleAndTranslate), and a bf16 or fp16 export computes in half-precision types that LiteRT's builtin
+ops do not take (the converter rejects a bf16 export's Conv2D, FusedBatchNormV3, GatherV2, …): converting
 either is a UserError.
 
 Converting needs only TensorFlow; running a file needs `ai-edge-litert` (`pip install 'cyclegan_tf[litert]'`).
@@ -81,7 +82,7 @@ def _translate_signature(saved_model: Path):
         raise UserError(f"{saved_model}: a SavedModel without the 'translate' signature of export_graph.py")
     precision = getattr(loaded, "precision", None)
     if precision is not None and precision.numpy() != b"fp32":
-        # LiteRT has no half-precision MirrorPad; its fp16 variant halves the file of an fp32 export instead
+        # LiteRT's builtin ops do not compute in bf16; its fp16 variant halves the file of an fp32 export instead
         raise UserError(f"{saved_model}: an export computing in {precision.numpy().decode()}; LiteRT needs an fp32 "
                         "export (export_graph.py --precision fp32; the fp16 variant stores its weights in half)")
     return loaded, loaded.signatures["translate"]

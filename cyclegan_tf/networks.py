@@ -86,30 +86,22 @@ class ReflectionPad2D(keras.layers.Layer):
 
 
 def reflection_pad(x: tf.Tensor, p: int) -> tf.Tensor:
-    """tf.pad(x, mode="REFLECT") of H and W by `p`, forward as one gather of whole pixels (rows of C values),
-    which TensorFlow's CPU kernels copy faster than its MirrorPad (docs/benchmarks.md); backward
-    as MirrorPad's own gradient, since the gather's (a segment sum) would be slow. MirrorPad's check that
-    the pad is smaller than the side is kept (export.smallest_side relies on its error)."""
+    """tf.pad(x, mode="REFLECT") of H and W by `p`, forward as one gather of whole pixels (C values each)
+    by the mirror-padded [H, W] map of their indices, which TensorFlow's CPU kernels copy faster than its
+    MirrorPad of x (docs/benchmarks.md); backward as MirrorPad's own gradient, since the gather's (a segment
+    sum) would be slow. The index map's MirrorPad keeps the check that the pad is smaller than the side
+    (export.smallest_side relies on its error)."""
     paddings = [[0, 0], [p, p], [p, p], [0, 0]]
 
     @tf.custom_gradient
     def pad(x):
         s = tf.shape(x)
-        with tf.control_dependencies([tf.debugging.assert_greater(
-                tf.minimum(s[1], s[2]), p, message="reflection pad larger than the image")]):
-            rows, cols = _reflected(s[1], p), _reflected(s[2], p)
-        pixels = tf.reshape(rows[:, None] * s[2] + cols[None, :], [-1])
+        pixels = tf.pad(tf.reshape(tf.range(s[1] * s[2]), s[1:3]), paddings[1:3], mode="REFLECT")
         y = tf.gather(tf.reshape(x, [s[0], -1, s[3]]), pixels, axis=1)
-        y = tf.reshape(y, [s[0], s[1] + 2 * p, s[2] + 2 * p, s[3]])
         y.set_shape([d if i in (0, 3) or d is None else d + 2 * p for i, d in enumerate(x.shape)])
         return y, lambda dy: tf.raw_ops.MirrorPadGrad(input=dy, paddings=paddings, mode="REFLECT")
 
     return pad(x)
-
-
-def _reflected(n: tf.Tensor, p: int) -> tf.Tensor:
-    """Indices 0..n-1 reflected about both ends, p beyond each: p..1, 0..n-1, n-2..n-1-p."""
-    return (n - 1) - tf.abs((n - 1) - tf.abs(tf.range(-p, n + p)))
 
 
 @keras.saving.register_keras_serializable(package="cyclegan_tf")
