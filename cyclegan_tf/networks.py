@@ -401,17 +401,19 @@ class SubpixelConv2D(keras.layers.Conv2D):
     sub-pixel conv (ESPCN): a stride-2 conv whose (k+1)×(k+1) kernel holds the k×k one once per output
     pixel phase (4× the output channels), then depth_to_space. The same weights and sums: oneDNN, TF's CPU
     convolution library, computes in blocks of 16 output channels, which 3 fill to 3/16 and 12 to 3/4, and
-    the head takes about a third of the time (docs/benchmarks.md)."""
+    the head takes about a third of the time (docs/benchmarks.md). Not in training, where the gradient of
+    the sub-pixel form made the step slower than the plain conv's."""
 
-    def convolution_op(self, inputs, kernel):
-        if self.strides != (1, 1) or self.dilation_rate != (1, 1) or self.padding != "valid":
-            return super().convolution_op(inputs, kernel)
-        phases = _phase_kernel(kernel)  # in an export, from constants: TensorFlow folds it once
+    def call(self, inputs, training=None):
+        if training or self.strides != (1, 1) or self.dilation_rate != (1, 1) or self.padding != "valid":
+            return super().call(inputs)  # in training: the plain conv's gradient is the faster one
+        phases = _phase_kernel(self.kernel)  # in an export, from constants: TensorFlow folds it once
         # One zero row below and column right (explicit padding, no copy) make an odd side's last output
         # row or column too, cropped away; a Pad op with computed amounts would break LiteRT's fp16 conversion.
         y = tf.nn.depth_to_space(tf.nn.conv2d(inputs, phases, 2, [[0, 0], [0, 1], [0, 1], [0, 0]]), 2)
         h, w = (inputs.shape[a] or tf.shape(inputs)[a] for a in (1, 2))
-        return y[:, :h - self.kernel_size[0] + 1, :w - self.kernel_size[1] + 1]
+        y = y[:, :h - self.kernel_size[0] + 1, :w - self.kernel_size[1] + 1]
+        return self.activation(y + self.bias if self.use_bias else y)
 
 
 def _phase_kernel(kernel: tf.Tensor) -> tf.Tensor:

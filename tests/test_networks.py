@@ -636,10 +636,11 @@ def test_subpixel_conv_is_the_plain_conv_forward_and_backward(shape: tuple) -> N
     plain.set_weights(ours.get_weights())
     with tf.GradientTape(persistent=True) as tape:
         tape.watch(x)
-        y, expected = ours(x), plain(x)
+        y, expected = ours(x, training=False), plain(x)
     np.testing.assert_allclose(y.numpy(), expected.numpy(), atol=1e-5)
     np.testing.assert_allclose(tape.gradient(y, x).numpy(), tape.gradient(expected, x).numpy(), atol=1e-5)
     np.testing.assert_allclose(tape.gradient(y, ours.kernel).numpy(), tape.gradient(expected, plain.kernel).numpy(),
                                rtol=1e-5, atol=1e-4)
     unknown_sides = tf.function(ours, input_signature=[tf.TensorSpec([None, None, None, shape[3]])])
     np.testing.assert_allclose(unknown_sides(x).numpy(), expected.numpy(), atol=1e-5)
+    np.testing.assert_array_equal(ours(x, training=True).numpy(), expected.numpy())  # the plain conv in training
