@@ -40,8 +40,8 @@ def exported(trained_run: Path, tmp_path_factory) -> Path:
     return export(trained_run, "XtoY", tmp_path_factory.mktemp("exported") / "man2woman")
 
 
-# A disk for one export of the test run (1.04 MB, its weights in saved_model.pb) and not two: 1 MiB had no
-# margin left for the first.
+# A disk for one export of the test run (0.85 MB, its weights in saved_model.pb; 1.04 MB when pads were
+# slices, whose graph left a 1 MiB disk no margin) and not two.
 ONE_EXPORT = "1280k"
 
 
