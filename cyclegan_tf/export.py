@@ -37,7 +37,7 @@ import tensorflow as tf
 
 from cyclegan_tf.atomic import alive, atomic_path, remove_stale, temp_name, uninterrupted
 from cyclegan_tf.errors import UserError, disk_failure
-from cyclegan_tf.networks import norm_statistics
+from cyclegan_tf.networks import direct_convs, norm_statistics
 from cyclegan_tf.options import PRECISIONS
 from cyclegan_tf.runs import restore_generators
 
@@ -107,6 +107,13 @@ class Translator(tf.Module):
     @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32, name="images")])
     def translate(self, images: tf.Tensor) -> dict[str, tf.Tensor]:
         return {"images": _pixels(self._run(images / 127.5 - 1.0))}
+
+    @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32, name="images")])
+    def translate_portable(self, images: tf.Tensor) -> dict[str, tf.Tensor]:
+        """`translate` with direct convs only (networks.direct_convs): the graph LiteRT and ONNX convert,
+        and the faster one where the convolutions are cuDNN's (not measured: no GPU here)."""
+        with direct_convs():
+            return {"images": _pixels(self._run(images / 127.5 - 1.0))}
 
     @tf.function(input_signature=[tf.TensorSpec([1, None, None, 3], tf.float32, name="images")])
     def statistics(self, images: tf.Tensor) -> dict[str, tf.Tensor]:
@@ -322,8 +329,14 @@ def _replace_in_two_steps(tmp: Path, target: Path) -> None:
     os.rename(old, tmp)
 
 
+def portable(loaded):
+    """An export's translation for converters: `translate_portable`, or the `translate` signature of an
+    export written before it existed."""
+    return getattr(loaded, "translate_portable", None) or loaded.signatures["translate"]
+
+
 def to_onnx(saved_model: Path, output: Path) -> Path:
-    """The `translate` signature of an export as ONNX (NHWC float32 in [0, 255]), through tf2onnx."""
+    """The translation of an export (`portable`) as ONNX (NHWC float32 in [0, 255]), through tf2onnx."""
     try:
         import tf2onnx
     except ImportError:
@@ -333,7 +346,7 @@ def to_onnx(saved_model: Path, output: Path) -> Path:
     remove_stale(output)
     try:
         with atomic_path(output) as tmp:
-            fn = tf.function(lambda images: loaded.translate(images)["images"])
+            fn = tf.function(lambda images: portable(loaded)(images=images)["images"])
             tf2onnx.convert.from_function(fn, input_signature=spec, opset=17, output_path=str(tmp))
     except Exception as e:  # noqa: BLE001 - tf2onnx raises many kinds for an unsupported graph
         raise UserError(f"ONNX conversion of {saved_model} failed: {str(e).splitlines()[0][:300]}") from None

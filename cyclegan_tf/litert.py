@@ -71,7 +71,8 @@ def quiet_stderr() -> Iterator[None]:
 
 
 def _translate_signature(saved_model: Path):
-    """The loaded export (it must stay referenced: its variables die with it) and its `translate`."""
+    """The loaded export (it must stay referenced: its variables die with it) and its translation for
+    converters (`export.portable`)."""
     if not (saved_model / "saved_model.pb").is_file():
         raise UserError(f"{saved_model}: no SavedModel there (no saved_model.pb); run export_graph.py")
     try:
@@ -85,7 +86,9 @@ def _translate_signature(saved_model: Path):
         # LiteRT's builtin ops do not compute in bf16; its fp16 variant halves the file of an fp32 export instead
         raise UserError(f"{saved_model}: an export computing in {precision.numpy().decode()}; LiteRT needs an fp32 "
                         "export (export_graph.py --precision fp32; the fp16 variant stores its weights in half)")
-    return loaded, loaded.signatures["translate"]
+    from cyclegan_tf.export import portable  # here: bench/litert.py runs while TensorFlow imports a `litert`
+
+    return loaded, portable(loaded)
 
 
 def to_tflite(saved_model: Path, output: Path, variant: str, size: int) -> Path:

@@ -21,6 +21,7 @@ import re
 from collections.abc import Iterator, Sequence
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from cyclegan_tf.options import DISCRIMINATORS, GENERATORS, NORMS, UPSAMPLES
@@ -317,6 +318,21 @@ def norm_statistics(supplied: tf.Tensor | None = None) -> Iterator[NormStatistic
         _statistics.reset(token)
 
 
+_direct: contextvars.ContextVar[bool] = contextvars.ContextVar("direct_convs", default=False)
+
+
+@contextlib.contextmanager
+def direct_convs() -> Iterator[None]:
+    """Within it, WinogradConv2D is the direct conv at inference too: for graphs that other runtimes
+    convert (LiteRT, ONNX), which bring their own conv kernels and would store Winograd's transformed
+    filters, 16/9 the size of the 3×3 ones."""
+    token = _direct.set(True)
+    try:
+        yield
+    finally:
+        _direct.reset(token)
+
+
 def seed_states(*models: keras.Model) -> list:
     """The random states of the models' dropout layers: tf.train.Checkpoint does not reach them
     through a Keras model, and an exact resume needs them."""
@@ -391,8 +407,12 @@ def _upsample(x, filters, kernel, upsample, use_bias):
         # Crop the 2H + kernel - 2 rows as PyTorch's padding=1 (+ output_padding=1
         # for kernel 3) does; Keras' "same" would shift kernel 3 by one pixel.
         return Cropping2D(((1, kernel - 3), (1, kernel - 3)))(x)
-    x = keras.layers.UpSampling2D(2, interpolation="nearest")(x)
-    return _conv(filters, 3, use_bias=use_bias)(ReflectionPad2D(1)(x))
+    return _reflect_conv3(keras.layers.UpSampling2D(2, interpolation="nearest")(x), filters, use_bias)
+
+
+def _reflect_conv3(x, filters, use_bias):
+    """A reflection-padded 3×3 conv (a WinogradConv2D)."""
+    return WinogradConv2D(filters, 3, use_bias=use_bias, kernel_initializer=_init())(ReflectionPad2D(1)(x))
 
 
 @keras.saving.register_keras_serializable(package="cyclegan_tf")
@@ -424,6 +444,55 @@ def _phase_kernel(kernel: tf.Tensor) -> tf.Tensor:
     return tf.reshape(tf.stack(phases, -2), [kh + 1, kw + 1, cin, 4 * cout])
 
 
+@keras.saving.register_keras_serializable(package="cyclegan_tf")
+class WinogradConv2D(keras.layers.Conv2D):
+    """A 3×3 stride-1 "valid" conv (the residual blocks') computed at inference in float32 by Winograd's
+    minimal filtering F(2×2, 3×3) (Lavin & Gray, 2016): each 2×2 output tile is 16 products of a transformed
+    4×4 input tile and a transformed filter, 2.25× fewer multiplications than the direct conv's 36. The
+    convolutions are most of a generator's time and oneDNN's direct fp32 conv already runs near the cores'
+    peak, so fewer multiplications is what is left (docs/benchmarks.md). The same weights; the results
+    differ by float rounding only. The plain conv in training (the gather's gradient is a scatter) and
+    in half precision (Winograd's transforms cost bits that bf16 and fp16 do not have), and within
+    `direct_convs`."""
+
+    def call(self, inputs, training=None):
+        plain = (training or _direct.get() or self.compute_dtype != "float32" or self.kernel_size != (3, 3)
+                 or self.strides != (1, 1) or self.dilation_rate != (1, 1) or self.padding != "valid")
+        if plain:
+            return super().call(inputs)
+        y = winograd_conv3x3(inputs, self.kernel)
+        return self.activation(y + self.bias if self.use_bias else y)
+
+
+# F(2×2, 3×3)'s transforms (Lavin & Gray's G, Bᵀ, Aᵀ); a 2-D transform is the Kronecker square of the 1-D one.
+# NumPy constants: each is one node of an export's graph.
+_WINOGRAD_G = np.array([[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]], np.float32)
+_WINOGRAD_BT = np.array([[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]], np.float32)
+_WINOGRAD_AT = np.array([[1, 1, 1, 0], [0, 1, -1, -1]], np.float32)
+_WINOGRAD_G2, _WINOGRAD_BT2, _WINOGRAD_AT2 = (np.kron(m, m) for m in (_WINOGRAD_G, _WINOGRAD_BT, _WINOGRAD_AT))
+_TILE_OFFSETS = np.arange(4, dtype=np.int32)[:, None]
+
+
+def winograd_conv3x3(x: tf.Tensor, kernel: tf.Tensor) -> tf.Tensor:
+    """The "valid" 3×3 conv of x [N, H, W, C] by `kernel` [3, 3, C, K], by F(2×2, 3×3). One gather lays out
+    every tile's 4×4 pixels as [16, tiles, C]; the input transform, the 16 C×K products and the output
+    transform are then three matmuls. Odd output sides compute one more row or column, cropped."""
+    cin, cout = kernel.shape[2], kernel.shape[3]
+    u = tf.reshape(_WINOGRAD_G2 @ tf.reshape(kernel, [9, -1]), [16, cin, cout])  # folded in an export
+    n, h, w, _ = tf.unstack(tf.shape(x), num=4)
+    # Each tile's rows and columns, [4, tiles along the side]; clamped: an odd side's extra row or column.
+    rows = tf.minimum(tf.range(0, h - 2, 2) + _TILE_OFFSETS, h - 1)
+    cols = tf.minimum(tf.range(0, w - 2, 2) + _TILE_OFFSETS, w - 1)
+    pixels = (tf.reshape(rows, [4, 1, 1, -1, 1]) * w + tf.reshape(cols, [1, 4, 1, 1, -1])
+              + tf.reshape(tf.range(0, n * h * w, h * w), [1, 1, -1, 1, 1]))  # [4, 4, n, tiles down, across]
+    tiles = tf.gather(tf.reshape(x, [-1, cin]), tf.reshape(pixels, [16, -1]))  # [16, n·tiles, C]
+    v = tf.reshape(_WINOGRAD_BT2 @ tf.reshape(tiles, [16, -1]), [16, -1, cin])
+    th, tw = tf.shape(rows)[1], tf.shape(cols)[1]  # no -1 in a computed shape: LiteRT's converter takes it literally
+    y = tf.reshape(_WINOGRAD_AT2 @ tf.reshape(v @ u, [16, -1]), [2, 2, n * th, tw, cout])
+    y = tf.reshape(tf.transpose(y, [2, 0, 3, 1, 4]), [n, 2 * th, 2 * tw, cout])  # the tiles' outputs interleaved
+    return tf.slice(y, [0, 0, 0, 0], [-1, h - 2, w - 2, -1])
+
+
 def _relu(x, name=None):
     return keras.layers.ReLU(name=name)(x)
 
@@ -434,11 +503,10 @@ def _lrelu(x, name=None):
 
 def _resnet_block(x, filters, norm, use_dropout, name=None, use_bias=None):
     use_bias = norm != "batch" if use_bias is None else use_bias
-    y = _conv(filters, 3, use_bias=use_bias)(ReflectionPad2D(1)(x))
-    y = _relu(_normalize(y, norm))
+    y = _relu(_normalize(_reflect_conv3(x, filters, use_bias), norm))
     if use_dropout:
         y = keras.layers.Dropout(0.5)(y)
-    y = _conv(filters, 3, use_bias=use_bias)(ReflectionPad2D(1)(y))
+    y = _reflect_conv3(y, filters, use_bias)
     return keras.layers.Add(name=name)([x, _normalize(y, norm)])  # no ReLU after the sum
 
 

@@ -86,6 +86,23 @@ def test_weights_are_constants_of_the_graph_unless_too_large(trained_run: Path, 
             assert np.abs(model.translate(tf.constant(x))["images"].numpy() - expected).max() <= 1.0, kind
 
 
+def _op_types(fn: tf.types.experimental.ConcreteFunction) -> set[str]:
+    graph = fn.graph.as_graph_def()
+    return {n.op for n in graph.node} | {n.op for f in graph.library.function for n in f.node_def}
+
+
+def test_the_portable_translation_has_direct_convs_only(trained_run: Path, tmp_path: Path) -> None:
+    """`translate` runs the residual blocks' convs by Winograd (networks.WinogradConv2D); the graph that
+    LiteRT and ONNX convert, `translate_portable`, has direct convs and the same outputs up to rounding."""
+    model = tf.saved_model.load(str(export(trained_run, "XtoY", tmp_path / "x2y")))
+    spec = tf.TensorSpec([None, None, None, 3], tf.float32)
+    assert "BatchMatMulV2" in _op_types(model.signatures["translate"])
+    assert "BatchMatMulV2" not in _op_types(model.translate_portable.get_concrete_function(spec))
+    x = tf.random.uniform([2, 30, 21, 3], 0, 255, seed=7)
+    np.testing.assert_allclose(model.translate_portable(x)["images"].numpy(), model.translate(x)["images"].numpy(),
+                               atol=0.01)
+
+
 def test_square_mode_resizes_and_back(trained_run: Path, tmp_path: Path) -> None:
     model = tf.saved_model.load(str(export(trained_run, "XtoY", tmp_path / "sq", image_size=16)))
     assert model.translate(tf.random.uniform([1, 30, 50, 3], 0, 255))["images"].shape == (1, 30, 50, 3)

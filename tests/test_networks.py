@@ -627,13 +627,20 @@ def test_reflection_pad_is_mirror_pad_forward_and_backward(padding: int, shape: 
         nets.ReflectionPad2D(3)(tf.zeros([1, 3, 8, 2]))
 
 
-@pytest.mark.parametrize("shape", [(2, 14, 20, 5), (1, 13, 12, 4)])  # even and odd output sides
-def test_subpixel_conv_is_the_plain_conv_forward_and_backward(shape: tuple) -> None:
-    x = tf.random.normal(shape, seed=3)
-    ours, plain = nets.SubpixelConv2D(3, 7), keras.layers.Conv2D(3, 7)
+def _beside_plain_conv(ours: keras.layers.Conv2D, shape: tuple) -> keras.layers.Conv2D:
+    """A plain Conv2D with `ours`' configuration and random weights, both built for `shape`."""
+    plain = keras.layers.Conv2D(ours.filters, ours.kernel_size)
     ours.build(shape), plain.build(shape)
     ours.set_weights([np.random.default_rng(4).normal(size=w.shape) for w in ours.get_weights()])
     plain.set_weights(ours.get_weights())
+    return plain
+
+
+@pytest.mark.parametrize("shape", [(2, 14, 20, 5), (1, 13, 12, 4)])  # even and odd output sides
+def test_subpixel_conv_is_the_plain_conv_forward_and_backward(shape: tuple) -> None:
+    x = tf.random.normal(shape, seed=3)
+    ours = nets.SubpixelConv2D(3, 7)
+    plain = _beside_plain_conv(ours, shape)
     with tf.GradientTape(persistent=True) as tape:
         tape.watch(x)
         y, expected = ours(x, training=False), plain(x)
@@ -644,3 +651,17 @@ def test_subpixel_conv_is_the_plain_conv_forward_and_backward(shape: tuple) -> N
     unknown_sides = tf.function(ours, input_signature=[tf.TensorSpec([None, None, None, shape[3]])])
     np.testing.assert_allclose(unknown_sides(x).numpy(), expected.numpy(), atol=1e-5)
     np.testing.assert_array_equal(ours(x, training=True).numpy(), expected.numpy())  # the plain conv in training
+
+
+@pytest.mark.parametrize("shape", [(2, 10, 14, 6), (1, 9, 12, 5), (1, 3, 3, 4)])  # even, odd and 1×1 outputs
+def test_winograd_conv_is_the_plain_conv(shape: tuple) -> None:
+    x = tf.random.normal(shape, seed=5)
+    ours = nets.WinogradConv2D(7, 3)
+    expected = _beside_plain_conv(ours, shape)(x).numpy()
+    np.testing.assert_allclose(ours(x, training=False).numpy(), expected, rtol=1e-5, atol=1e-4)
+    unknown_sides = tf.function(ours, input_signature=[tf.TensorSpec([None, None, None, shape[3]])])
+    np.testing.assert_allclose(unknown_sides(x).numpy(), expected, rtol=1e-5, atol=1e-4)
+    assert "BatchMatMulV2" in {op.type for op in unknown_sides.get_concrete_function().graph.get_operations()}
+    np.testing.assert_array_equal(ours(x, training=True).numpy(), expected)  # the plain conv in training
+    with nets.direct_convs():  # and in graphs for other runtimes
+        np.testing.assert_array_equal(ours(x, training=False).numpy(), expected)

@@ -1,5 +1,4 @@
 """Tiled translation: windows, tile positions, global norm statistics against plain tiling, bounded memory."""
-import resource
 import subprocess
 import sys
 from pathlib import Path
@@ -91,14 +90,25 @@ def test_an_export_without_statistics_is_one_line(trained_run: Path, tmp_path: P
     assert s.written == 1 and Image.open(tmp_path / "out.png").size == (90, 70)
 
 
+# Runs a script as __main__ and reports its own peak resident memory (VmHWM, kB) last on stderr. Not
+# getrusage: a child's ru_maxrss starts at its parent's resident size at the fork, here pytest's own.
+_PEAK = """import runpy, sys
+sys.argv = sys.argv[1:]
+try:
+    runpy.run_path(sys.argv[0], run_name="__main__")
+finally:
+    print(next(line for line in open("/proc/self/status") if line.startswith("VmHWM")), file=sys.stderr)
+"""
+
+
 @pytest.mark.slow
 def test_a_6000_by_4000_photo_translates_within_4_gb(exported: Path, tmp_path: Path) -> None:
     h, w = 4000, 6000
     Image.fromarray(scene(h // 8, w // 8)).resize((w, h), Image.BILINEAR).save(tmp_path / "big.jpg", quality=90)
-    r = subprocess.run([sys.executable, str(ROOT / "inference.py"), f"--model={exported}",
+    r = subprocess.run([sys.executable, "-c", _PEAK, str(ROOT / "inference.py"), f"--model={exported}",
                         f"--input={tmp_path / 'big.jpg'}", f"--output={tmp_path / 'out.jpg'}", "--tile=512"],
                        capture_output=True, text=True, timeout=1200)
     assert r.returncode == 0, r.stderr[-2000:]
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024  # the largest child: this one
+    peak = int(r.stderr.strip().splitlines()[-1].split()[1]) * 1024
     assert Image.open(tmp_path / "out.jpg").size == (w, h)
-    assert peak < 4 * 2**30, f"peak resident memory {peak / 2**30:.2f} GiB"
+    assert 2**28 < peak < 4 * 2**30, f"peak resident memory {peak / 2**30:.2f} GiB"

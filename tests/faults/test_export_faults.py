@@ -40,9 +40,9 @@ def exported(trained_run: Path, tmp_path_factory) -> Path:
     return export(trained_run, "XtoY", tmp_path_factory.mktemp("exported") / "man2woman")
 
 
-# A disk for one export of the test run (0.85 MB, its weights in saved_model.pb; 1.04 MB when pads were
-# slices, whose graph left a 1 MiB disk no margin) and not two.
-ONE_EXPORT = "1280k"
+# A disk for one export of the test run (1.74 MB, its weights in saved_model.pb; its graph is most of it, and
+# grew from 0.85 MB with the residual blocks' Winograd convs and the direct-conv `translate_portable`) and not two.
+ONE_EXPORT = "2048k"
 
 
 def _previous(exported: Path, target: Path) -> dict[str, str]:
