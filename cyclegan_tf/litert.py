@@ -1,7 +1,8 @@
-"""LiteRT (TensorFlow Lite) files of an export's `translate` signature, and running them.
+"""LiteRT (TensorFlow Lite) files of an export's translation, and running them.
 
-`to_tflite` converts the `translate` signature of a SavedModel written by export_graph.py (float32
-[N, H, W, 3] in [0, 255] → float32 in [0, 255]) to one .tflite file with the input [1, size, size, 3];
+`to_tflite` converts the translation of a SavedModel written by export_graph.py (`translate_portable`:
+`translate` with direct convs; float32 [N, H, W, 3] in [0, 255] → float32 in [0, 255]) to one .tflite
+file with the input [1, size, size, 3];
 inputs and outputs stay float32 in [0, 255] in every variant:
   fp32   no quantisation.
   fp16   weights stored as float16 (half the file), dequantised to float32 when loaded on a CPU.
@@ -92,7 +93,7 @@ def _translate_signature(saved_model: Path):
 
 
 def to_tflite(saved_model: Path, output: Path, variant: str, size: int) -> Path:
-    """Writes the `translate` signature of an export as a .tflite file taking float32 [1, size, size, 3] in
+    """Writes the translation of an export (`export.portable`) as a .tflite file taking float32 [1, size, size, 3] in
     [0, 255] (size 0: any H, W), stored as `variant` says (fp32, fp16, int8); replaces `output` atomically."""
     if variant not in VARIANTS:
         raise UserError(f"LiteRT variant {variant!r}: choose {', '.join(VARIANTS)}")
