@@ -30,7 +30,8 @@ flags.DEFINE_enum("precision", "fp32", list(PRECISIONS), "Type the exported grap
                   "CPUs with AVX-512 BF16 or AMX (docs/benchmarks.md), fp16 on GPUs (inputs/outputs stay float32).")
 flags.DEFINE_string("checkpoint", "latest", "Which checkpoint of the run: latest (the newest intact one), best "
                     "(kept by train.py --keep_best) or a step number N (ckpt-N).")
-flags.DEFINE_bool("onnx", False, "Also write <name>.onnx (the translate signature) with tf2onnx.")
+flags.DEFINE_bool("onnx", False, "Also write <name>.onnx (translate_portable: the translation with direct convs) "
+                  "with tf2onnx.")
 flags.DEFINE_list("tflite", [], "Also write LiteRT files of each export: fp32 → <name>.tflite, fp16 → "
                   "<name>.fp16.tflite (half-size weights), int8 → <name>.int8.tflite (dynamic-range quantisation).")
 flags.DEFINE_integer("tflite_size", -1, "Input side of the .tflite files (float32 [1, S, S, 3] in [0, 255]); "

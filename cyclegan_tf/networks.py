@@ -325,7 +325,9 @@ _direct: contextvars.ContextVar[bool] = contextvars.ContextVar("direct_convs", d
 def direct_convs() -> Iterator[None]:
     """Within it, WinogradConv2D is the direct conv at inference too: for graphs that other runtimes
     convert (LiteRT, ONNX), which bring their own conv kernels and would store Winograd's transformed
-    filters, 16/9 the size of the 3×3 ones."""
+    filters, 16/9 the size of the 3×3 ones. Read when a graph is traced: enter it inside the traced
+    function (as `export.Translator.translate_portable` does); around a call of an already traced
+    tf.function it changes nothing."""
     token = _direct.set(True)
     try:
         yield
@@ -457,7 +459,8 @@ class WinogradConv2D(keras.layers.Conv2D):
 
     def call(self, inputs, training=None):
         plain = (training or _direct.get() or self.compute_dtype != "float32" or self.kernel_size != (3, 3)
-                 or self.strides != (1, 1) or self.dilation_rate != (1, 1) or self.padding != "valid")
+                 or self.strides != (1, 1) or self.dilation_rate != (1, 1) or self.padding != "valid"
+                 or self.groups != 1 or self.data_format != "channels_last")
         if plain:
             return super().call(inputs)
         y = winograd_conv3x3(inputs, self.kernel)
@@ -469,7 +472,7 @@ class WinogradConv2D(keras.layers.Conv2D):
 _WINOGRAD_G = np.array([[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]], np.float32)
 _WINOGRAD_BT = np.array([[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]], np.float32)
 _WINOGRAD_AT = np.array([[1, 1, 1, 0], [0, 1, -1, -1]], np.float32)
-_WINOGRAD_G2, _WINOGRAD_BT2, _WINOGRAD_AT2 = (np.kron(m, m) for m in (_WINOGRAD_G, _WINOGRAD_BT, _WINOGRAD_AT))
+_WINOGRAD_G2, _WINOGRAD_BT2, _WINOGRAD_AT2 = [np.kron(m, m) for m in (_WINOGRAD_G, _WINOGRAD_BT, _WINOGRAD_AT)]
 _TILE_OFFSETS = np.arange(4, dtype=np.int32)[:, None]
 
 
