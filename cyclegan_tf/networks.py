@@ -493,7 +493,10 @@ def winograd_conv3x3(x: tf.Tensor, kernel: tf.Tensor) -> tf.Tensor:
     th, tw = tf.shape(rows)[1], tf.shape(cols)[1]  # no -1 in a computed shape: LiteRT's converter takes it literally
     y = tf.reshape(_WINOGRAD_AT2 @ tf.reshape(v @ u, [16, -1]), [2, 2, n * th, tw, cout])
     y = tf.reshape(tf.transpose(y, [2, 0, 3, 1, 4]), [n, 2 * th, 2 * tw, cout])  # the tiles' outputs interleaved
-    return tf.slice(y, [0, 0, 0, 0], [-1, h - 2, w - 2, -1])
+    y = tf.slice(y, [0, 0, 0, 0], [-1, h - 2, w - 2, -1])
+    n, h, w = x.shape[:3]
+    y.set_shape([n, h and h - 2, w and w - 2, cout])  # a slice of computed size loses every static dim
+    return y
 
 
 def _relu(x, name=None):

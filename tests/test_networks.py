@@ -661,7 +661,11 @@ def test_winograd_conv_is_the_plain_conv(shape: tuple) -> None:
     np.testing.assert_allclose(ours(x, training=False).numpy(), expected, rtol=1e-5, atol=1e-4)
     unknown_sides = tf.function(ours, input_signature=[tf.TensorSpec([None, None, None, shape[3]])])
     np.testing.assert_allclose(unknown_sides(x).numpy(), expected, rtol=1e-5, atol=1e-4)
-    assert "BatchMatMulV2" in {op.type for op in unknown_sides.get_concrete_function().graph.get_operations()}
+    traced = unknown_sides.get_concrete_function()
+    assert "BatchMatMulV2" in {op.type for op in traced.graph.get_operations()}
+    bare = tf.function(lambda t: nets.winograd_conv3x3(t, ours.kernel), input_signature=unknown_sides.input_signature)
+    assert bare.get_concrete_function().output_shapes.as_list() == [None, None, None, 7]  # norms read the channels
+    assert ours(x, training=False).shape == expected.shape
     np.testing.assert_array_equal(ours(x, training=True).numpy(), expected)  # the plain conv in training
     with nets.direct_convs():  # and in graphs for other runtimes
         np.testing.assert_array_equal(ours(x, training=False).numpy(), expected)
