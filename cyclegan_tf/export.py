@@ -104,16 +104,19 @@ class Translator(tf.Module):
         y = self.generator(x, training=False)
         return y[:, ph // 2:ph // 2 + h, pw // 2:pw // 2 + w, :]
 
+    def _translated(self, images: tf.Tensor) -> dict[str, tf.Tensor]:
+        return {"images": _pixels(self._run(images / 127.5 - 1.0))}
+
     @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32, name="images")])
     def translate(self, images: tf.Tensor) -> dict[str, tf.Tensor]:
-        return {"images": _pixels(self._run(images / 127.5 - 1.0))}
+        return self._translated(images)
 
     @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32, name="images")])
     def translate_portable(self, images: tf.Tensor) -> dict[str, tf.Tensor]:
         """`translate` with direct convs only (networks.direct_convs): the graph LiteRT and ONNX convert,
         and the faster one where the convolutions are cuDNN's (not measured: no GPU here)."""
         with direct_convs():
-            return {"images": _pixels(self._run(images / 127.5 - 1.0))}
+            return self._translated(images)
 
     @tf.function(input_signature=[tf.TensorSpec([1, None, None, 3], tf.float32, name="images")])
     def statistics(self, images: tf.Tensor) -> dict[str, tf.Tensor]:
@@ -125,7 +128,7 @@ class Translator(tf.Module):
                                   tf.TensorSpec([None], tf.float32, name="statistics")])
     def translate_with_statistics(self, images: tf.Tensor, statistics: tf.Tensor) -> dict[str, tf.Tensor]:
         with norm_statistics(statistics):
-            return {"images": _pixels(self._run(images / 127.5 - 1.0))}
+            return self._translated(images)
 
     def signatures(self) -> dict[str, tf.types.experimental.ConcreteFunction]:
         signatures = {"serving_default": self.serve, "translate": self.translate}

@@ -71,7 +71,7 @@ def quiet_stderr() -> Iterator[None]:
         os.close(saved)
 
 
-def _translate_signature(saved_model: Path):
+def _load_translation(saved_model: Path):
     """The loaded export (it must stay referenced: its variables die with it) and its translation for
     converters (`export.portable`)."""
     if not (saved_model / "saved_model.pb").is_file():
@@ -100,7 +100,7 @@ def to_tflite(saved_model: Path, output: Path, variant: str, size: int) -> Path:
     if isinstance(size, bool) or not isinstance(size, int) or size < 0:
         raise UserError(f"LiteRT input size {size!r}: a side in pixels (0: any size)")
     saved_model, output = Path(saved_model), Path(output)
-    loaded, translate = _translate_signature(saved_model)
+    loaded, translate = _load_translation(saved_model)
     side = size or None
     fn = tf.function(lambda images: translate(images=images)["images"])
     try:

@@ -494,8 +494,8 @@ def winograd_conv3x3(x: tf.Tensor, kernel: tf.Tensor) -> tf.Tensor:
     y = tf.reshape(_WINOGRAD_AT2 @ tf.reshape(v @ u, [16, -1]), [2, 2, n * th, tw, cout])
     y = tf.reshape(tf.transpose(y, [2, 0, 3, 1, 4]), [n, 2 * th, 2 * tw, cout])  # the tiles' outputs interleaved
     y = tf.slice(y, [0, 0, 0, 0], [-1, h - 2, w - 2, -1])
-    n, h, w = x.shape[:3]
-    y.set_shape([n, h and h - 2, w and w - 2, cout])  # a slice of computed size loses every static dim
+    static_n, static_h, static_w = x.shape[:3]  # a slice of computed size loses every static dim: restored
+    y.set_shape([static_n, static_h and static_h - 2, static_w and static_w - 2, cout])
     return y
 
 
