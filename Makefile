@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml package-lock.json | cksum | cut -d' ' -f1)
 DEMO := runs/demo
 
-.PHONY: test test-faults test-slow lint demo bench tensorboard clean
+.PHONY: test test-avx2 test-faults test-slow lint demo bench tensorboard clean
 
 $(STAMP): pyproject.toml package-lock.json
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -21,6 +21,13 @@ $(STAMP): pyproject.toml package-lock.json
 test: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest -q -n auto --durations=20 -m "not slow"  # one worker per core: tracing is single-threaded Python
+
+# The numeric tests again on the kernels an AVX2-only CPU runs (oneDNN capped by ONEDNN_MAX_CPU_ISA): users' and
+# CI's CPUs are not the author's. .ci/run calls it after `make test` where the CPU has more than AVX2.
+NUMERIC_TESTS := tests/test_networks.py tests/test_losses.py tests/test_optim.py tests/test_export.py \
+	tests/test_litert.py tests/test_tiling.py tests/test_runs.py tests/test_fid_inception.py tests/models
+test-avx2: $(STAMP)
+	ONEDNN_MAX_CPU_ISA=AVX2 $(PY) -m pytest -q -n auto -m "not slow" $(NUMERIC_TESTS)
 
 # Every fault-injection case (kills at several moments, full disks, damaged files); `make test` runs a subset.
 test-faults: $(STAMP)

@@ -45,10 +45,16 @@ def train(cfg: TrainConfig | None = None, **options: Any) -> Path:
     """Trains (or resumes) a run as train.py does and returns its folder. Options given (as keywords, or
     set in `cfg` away from their defaults) count as given on the command line."""
     cfg = cfg or config(**options)
-    if not cfg.checkpoint_dir and not cfg.load_model:  # the folder must be known to return it
+    new = runs.is_new(cfg)
+    if new:  # the folder must be known to return it
         cfg = dataclasses.replace(cfg, checkpoint_dir=str(runs.run_dir(cfg)))
     folder = runs.run_dir(cfg)
-    status = loop.train(cfg)
+    try:
+        status = loop.train(cfg)
+    except BaseException:
+        if new:
+            runs.discard_if_unused(folder)
+        raise
     if status:
         raise TrainingStopped(folder, status)
     return folder

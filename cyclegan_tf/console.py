@@ -10,12 +10,15 @@ Set TF_CPP_MIN_LOG_LEVEL=0 to see TensorFlow's logs unfiltered.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import io
 import os
 import re
 import signal
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
 
 # INFO lines of TensorFlow's C++ logging, and the warnings every CPU-only machine prints at start-up.
 NOISE = re.compile(
@@ -89,3 +92,22 @@ def flush() -> None:
         if os.waitpid(_state["pid"], os.WNOHANG) != (0, 0):
             return
         time.sleep(0.01)
+
+
+@contextlib.contextmanager
+def without_start_up_chatter() -> Iterator[None]:
+    """Descriptor 2 goes to a file while the block runs (TensorFlow's import and device set-up); then the
+    lines that are not start-up chatter are written on. For a process that cannot fork a filter, such as a
+    test runner capturing output, where the chatter would otherwise be printed after its summary."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as held:
+        os.dup2(held.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            held.seek(0)
+            _write(2, b"".join(line for line in held.read().splitlines(keepends=True) if not NOISE.match(line)))

@@ -19,7 +19,7 @@ import tensorflow as tf
 from tensorflow.python.framework import config as tf_config  # its determinism switch has no public off
 from tqdm import tqdm
 
-from cyclegan_tf import data, evaluator, records
+from cyclegan_tf import data, evaluator, records, runs
 from cyclegan_tf.config import TrainConfig
 from cyclegan_tf.distribute import is_chief, make_strategy
 from cyclegan_tf.errors import UserError
@@ -161,10 +161,18 @@ def _determinism(on: bool) -> Iterator[None]:
 
 def train(cfg: TrainConfig, explicit: set[str] | None = None) -> int:
     """Trains until the schedule ends (exit status 0), a signal (128 + signum) or a NaN loss (1)."""
-    cfg, folder, model_cls = prepare(cfg, cfg.changed() if explicit is None else explicit)
-    evaluator.validate(cfg, model_cls)
-    with _determinism(cfg.deterministic):
-        return _train(cfg, folder, model_cls)
+    new = runs.is_new(cfg)
+    folder = runs.run_dir(cfg)
+    try:
+        cfg, folder, model_cls = prepare(dataclasses.replace(cfg, checkpoint_dir=str(folder)) if new else cfg,
+                                         cfg.changed() if explicit is None else explicit)
+        evaluator.validate(cfg, model_cls)
+        with _determinism(cfg.deterministic):
+            return _train(cfg, folder, model_cls)
+    except BaseException:
+        if new:  # a failure before training began leaves no empty folder behind
+            runs.discard_if_unused(folder)
+        raise
 
 
 def _train(cfg: TrainConfig, folder: Path, model_cls: type[Model]) -> int:

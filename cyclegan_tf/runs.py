@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import fcntl
+import itertools
 import json
 import os
 import re
@@ -40,19 +41,47 @@ def find_run(name: str | Path, flag: str) -> Path:
 
 
 def _new_run_dir() -> Path:
-    """checkpoints/<YYYYmmdd-HHMM> (vanhuyz's), made unique: two runs started in one minute never share."""
+    """Creates checkpoints/<YYYYmmdd-HHMM> (vanhuyz's name), or -2, -3… after it: the folder is claimed by
+    its creation, so runs started at the same moment (a sweep's script) never share one."""
     base = Path("checkpoints") / f"{datetime.now():%Y%m%d-%H%M}"
-    folder, n = base, 1
-    while folder.exists():
-        n += 1
-        folder = base.with_name(f"{base.name}-{n}")
-    return folder
+    try:
+        base.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UserError(f"{base.parent}: cannot create the run folder ({e.strerror})") from None
+    for n in itertools.count(1):
+        folder = base if n == 1 else base.with_name(f"{base.name}-{n}")
+        try:
+            folder.mkdir()
+            return folder
+        except FileExistsError:
+            continue
+        except OSError as e:
+            raise UserError(f"{folder}: cannot create the run folder ({e.strerror})") from None
+    raise AssertionError("unreachable")
+
+
+def is_new(cfg: TrainConfig) -> bool:
+    """Whether `run_dir(cfg)` creates the folder (no --load_model, no --checkpoint_dir)."""
+    return not cfg.load_model and not cfg.checkpoint_dir
+
+
+def discard_if_unused(folder: Path) -> None:
+    """Removes a run folder this process created if a failure left nothing in it but its lock file."""
+    with contextlib.suppress(OSError):
+        if {p.name for p in folder.iterdir()} <= {".lock"}:
+            (folder / ".lock").unlink(missing_ok=True)
+            folder.rmdir()
 
 
 def run_dir(cfg: TrainConfig) -> Path:
+    """The run's folder: --load_model's, --checkpoint_dir, or a new one created now."""
     if cfg.load_model:
         return find_run(cfg.load_model, "--load_model")
-    return Path(cfg.checkpoint_dir) if cfg.checkpoint_dir else _new_run_dir()
+    if cfg.checkpoint_dir:
+        return Path(cfg.checkpoint_dir)
+    if cfg.strategy == "multi_worker":
+        raise UserError("--strategy=multi_worker needs --checkpoint_dir: every worker must name the same run folder")
+    return _new_run_dir()
 
 
 def prepare(cfg: TrainConfig, explicit: set[str]) -> tuple[TrainConfig, Path, type[Model]]:

@@ -37,3 +37,15 @@ def test_a_message_written_just_before_an_abort_is_not_lost() -> None:
     env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(__import__("pathlib").Path(__file__).resolve().parents[1])}
     r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=60)
     assert r.returncode != 0 and "Check failed: fatal" in r.stderr
+
+
+def test_chatter_held_during_a_block_is_dropped_and_the_rest_written_on() -> None:
+    script = ("import os; from cyclegan_tf.console import without_start_up_chatter as w\n"
+              "with w():\n"
+              "    os.write(2, b'WARNING: All log messages before absl::InitializeLog() is called are written\\n')\n"
+              "    os.write(2, b'E0000 00:00:1.2 7 cuda_platform.cc:52] failed call to cuInit: UNKNOWN\\n')\n"
+              "    os.write(2, b'E0000 00:00:1.2 7 kernel.cc:9] a real error\\n')\n"
+              "os.write(2, b'after\\n')")
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(__import__("pathlib").Path(__file__).resolve().parents[1])}
+    r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=60)
+    assert r.returncode == 0 and r.stderr.splitlines() == ["E0000 00:00:1.2 7 kernel.cc:9] a real error", "after"]

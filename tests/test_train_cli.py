@@ -13,6 +13,7 @@ import tensorflow as tf
 from conftest import ROOT
 
 from cyclegan_tf import build, synthetic
+from cyclegan_tf.runs import checkpoints as runs_checkpoints
 
 ARGS = ["--image_size=32", "--load_size=36", "--netG=resnet_6blocks", "--ngf=4", "--ndf=4", "--pool_size=3",
         "--log_every=5", "--summary_every=1000", "--deterministic"]
@@ -113,3 +114,13 @@ def test_multi_worker_training_agrees(model: str, data_args: list[str], tmp_path
         assert "eval at step 3" in outs[0][0] and "eval at step 6" in outs[0][0] and "eval at" not in outs[1][0]
         assert [json.loads(line)["step"] for line in (tmp_path / "run/eval/scores.jsonl").read_text().splitlines()] \
             == [3, 6]
+
+
+def test_runs_started_at_once_without_a_folder_each_train_in_their_own(data_args: list[str], tmp_path: Path) -> None:
+    """A sweep's script starts several train.py in one folder at the same moment, naming no run folder."""
+    procs = [subprocess.Popen(command(*ARGS, *data_args, "--max_steps=2", "--save_every=2"), cwd=tmp_path,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(3)]
+    results = [p.communicate(timeout=600) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0, 0], [err for _, err in results]
+    folders = sorted((tmp_path / "checkpoints").iterdir())
+    assert len(folders) == 3 and all((f / "flags.json").exists() and runs_checkpoints(f) == [2] for f in folders)
