@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml package-lock.json | cksum | cut -d' ' -f1)
 DEMO := runs/demo
 
-.PHONY: test test-avx2 test-faults test-slow lint demo bench tensorboard clean
+.PHONY: docs test test-avx2 test-faults test-slow lint demo bench tensorboard clean
 
 $(STAMP): pyproject.toml package-lock.json
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -24,8 +24,8 @@ test: $(STAMP)
 
 # The numeric tests again on the kernels an AVX2-only CPU runs (oneDNN capped by ONEDNN_MAX_CPU_ISA): users' and
 # CI's CPUs are not the author's. .ci/run calls it after `make test` where the CPU has more than AVX2.
-NUMERIC_TESTS := tests/test_networks.py tests/test_losses.py tests/test_optim.py tests/test_export.py \
-	tests/test_litert.py tests/test_tiling.py tests/test_runs.py tests/test_fid_inception.py tests/models
+NUMERIC_TESTS := tests/networks tests/models tests/deploy/test_savedmodel.py tests/deploy/test_litert.py \
+	tests/deploy/test_tiling.py tests/training/test_runs.py tests/evaluation/test_inception.py
 test-avx2: $(STAMP)
 	ONEDNN_MAX_CPU_ISA=AVX2 $(PY) -m pytest -q -n auto -m "not slow" $(NUMERIC_TESTS)
 
@@ -45,6 +45,12 @@ lint: $(STAMP)
 # The whole workflow on ShapeScapes (generated offline): 15-30 minutes on 2 CPU cores (docs/benchmarks.md).
 demo: $(STAMP)
 	$(PY) -m cyclegan_tf.demo --out $(DEMO)
+
+# docs/flags.md, generated from TrainConfig and the models' declarations (tests/test_docs.py checks it is current).
+docs: $(STAMP)
+	$(PY) -c "from cyclegan_tf import console; console.quiet_tensorflow(); \
+		from cyclegan_tf.models import flag_reference; print(flag_reference(), end='')" > docs/flags.md.tmp
+	mv docs/flags.md.tmp docs/flags.md
 
 bench: $(STAMP)
 	$(PY) bench/input_pipeline.py

@@ -19,7 +19,7 @@ console.quiet_tensorflow()  # before TensorFlow and absl: their start-up chatter
 
 from absl import app, flags, logging  # noqa: E402
 
-from cyclegan_tf import build  # noqa: E402
+from cyclegan_tf.data import convert  # noqa: E402
 from cyclegan_tf.errors import UserError, guarded  # noqa: E402
 
 FLAGS = flags.FLAGS
@@ -83,7 +83,7 @@ def _tfds_domains() -> dict[str, tuple[str, str]]:
         if not _explicit(f"{d}_output_file"):
             # The default names vanhuyz's apple2orange files: MNIST written to apple.tfrecords is a trap.
             raise UserError(f"{given}: give --{d}_output_file too (where domain {d}'s records go)")
-        domains[d] = build.parse_tfds_spec(f"--{d}_tfds", FLAGS[f"{d}_tfds"].value)
+        domains[d] = convert.parse_tfds_spec(f"--{d}_tfds", FLAGS[f"{d}_tfds"].value)
     for d in "XY":
         if domains and d not in domains and not _explicit(f"{d}_input_dir") and _explicit(f"{d}_output_file"):
             # Building the other domain alone is allowed; an output named for this one says it was meant too.
@@ -92,23 +92,23 @@ def _tfds_domains() -> dict[str, tuple[str, str]]:
     return domains
 
 
-def _tfds_plans(domains: dict[str, tuple[str, str]], seed: int | None) -> list[build.Plan]:
+def _tfds_plans(domains: dict[str, tuple[str, str]], seed: int | None) -> list[convert.Plan]:
     """Domains from --X_tfds/--Y_tfds; a domain without one is read from its --*_input_dir if that is given,
     and otherwise not built (--X_tfds alone writes X only)."""
-    folders = {d: build.plan_folder(d, getattr(FLAGS, f"{d}_input_dir"), getattr(FLAGS, f"{d}_output_file"),
+    folders = {d: convert.plan_folder(d, getattr(FLAGS, f"{d}_input_dir"), getattr(FLAGS, f"{d}_output_file"),
                                     flag=f"--{d}_input_dir", output_flag=f"--{d}_output_file",
                                     recursive=FLAGS.recursive, seed=seed)
                for d in "XY" if d not in domains and _explicit(f"{d}_input_dir")}  # checked before a download
-    build.check_outputs([(f"--{d}_output_file", getattr(FLAGS, f"{d}_output_file")) for d in "XY"
+    convert.check_outputs([(f"--{d}_output_file", getattr(FLAGS, f"{d}_output_file")) for d in "XY"
                          if d in domains or d in folders], FLAGS.num_shards)
-    splits = [build.TfdsSplit(name, split, getattr(FLAGS, f"{d}_output_file"), f"--{d}_output_file", d,
+    splits = [convert.TfdsSplit(name, split, getattr(FLAGS, f"{d}_output_file"), f"--{d}_output_file", d,
                               f"--{d}_tfds={FLAGS[f'{d}_tfds'].value}")
               for d, (name, split) in domains.items()]
-    from_tfds = dict(zip(domains, build.plan_tfds_splits(splits, data_dir=FLAGS.tfds_data_dir, seed=seed)))
+    from_tfds = dict(zip(domains, convert.plan_tfds_splits(splits, data_dir=FLAGS.tfds_data_dir, seed=seed)))
     return [from_tfds[d] if d in from_tfds else folders[d] for d in "XY" if d in from_tfds or d in folders]
 
 
-def _plans() -> list[build.Plan]:
+def _plans() -> list[convert.Plan]:
     """What to write, with every input checked (folder exists, has images) before anything is written."""
     seed = None if FLAGS.seed < 0 else FLAGS.seed
     domains = _tfds_domains()
@@ -120,18 +120,18 @@ def _plans() -> list[build.Plan]:
                             "TensorFlow Datasets")
         flag, output = _paired_output()
         y_dir = FLAGS.Y_input_dir if _explicit("Y_input_dir") else None
-        return [build.plan_paired(FLAGS.X_input_dir, y_dir, output, output_flag=flag, recursive=FLAGS.recursive,
+        return [convert.plan_paired(FLAGS.X_input_dir, y_dir, output, output_flag=flag, recursive=FLAGS.recursive,
                                   seed=seed)]
     outputs = [("--X_output_file", FLAGS.X_output_file), ("--Y_output_file", FLAGS.Y_output_file)]
     if FLAGS.tfds_name:
         splits = [s.strip() for s in FLAGS.tfds_split.split(",") if s.strip()]
         if not 1 <= len(splits) <= 2:
             raise UserError(f"--tfds_split={FLAGS.tfds_split}: give one or two splits, e.g. trainA,trainB")
-        build.check_outputs(outputs[:len(splits)], FLAGS.num_shards)  # before a download, not after it
-        return build.plan_tfds_splits([build.TfdsSplit(FLAGS.tfds_name, s, out, flag)
+        convert.check_outputs(outputs[:len(splits)], FLAGS.num_shards)  # before a download, not after it
+        return convert.plan_tfds_splits([convert.TfdsSplit(FLAGS.tfds_name, s, out, flag)
                                        for s, (flag, out) in zip(splits, outputs)],
                                       data_dir=FLAGS.tfds_data_dir, seed=seed)
-    return [build.plan_folder(d, getattr(FLAGS, f"{d}_input_dir"), out, flag=f"--{d}_input_dir", output_flag=flag,
+    return [convert.plan_folder(d, getattr(FLAGS, f"{d}_input_dir"), out, flag=f"--{d}_input_dir", output_flag=flag,
                               recursive=FLAGS.recursive, seed=seed)
             for d, (flag, out) in zip("XY", outputs)]
 
@@ -144,7 +144,7 @@ def main(argv: list[str]) -> None:
         raise UserError(f"--num_shards={FLAGS.num_shards}: must be at least 1")
     logging.set_verbosity(logging.WARNING)  # TensorFlow Datasets logs every dataset and split it opens at INFO
     # Both outputs are replaced together or not at all: a failure in Y keeps the previous X too.
-    for s in build.build_all(_plans(), num_shards=FLAGS.num_shards, workers=FLAGS.num_workers):
+    for s in convert.build_all(_plans(), num_shards=FLAGS.num_shards, workers=FLAGS.num_workers):
         print(s.line())
 
 

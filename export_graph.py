@@ -50,9 +50,9 @@ def main(argv: list[str]) -> None:
     if not FLAGS.checkpoint_dir:
         raise UserError("--checkpoint_dir is required: the run folder written by train.py")
     logging.set_verbosity(logging.WARNING)
-    from cyclegan_tf import export  # TensorFlow loads here
     from cyclegan_tf.atomic import uninterrupted
-    from cyclegan_tf.runs import find_run, read_run
+    from cyclegan_tf.deploy import savedmodel  # TensorFlow loads here
+    from cyclegan_tf.training.runs import find_run, read_run
 
     run = find_run(FLAGS.checkpoint_dir, "--checkpoint_dir")
     cfg, model_cls, prefix = read_run(run, FLAGS.checkpoint)
@@ -63,26 +63,26 @@ def main(argv: list[str]) -> None:
         if value and direction not in model_cls.exports and FLAGS[f"{direction}_model"].present:
             print(f"note: {run} is a {cfg.model} run without a {direction} generator; "
                   f"--{direction}_model={value} is skipped")
-    targets = export.export_targets(names, model_cls.exports, FLAGS.export_dir)
+    targets = savedmodel.export_targets(names, model_cls.exports, FLAGS.export_dir)
     litert, runtime = _deploy_tools()
     for target in targets.values():
-        export.check_target(target)  # every refusal before the first export is written
+        savedmodel.check_target(target)  # every refusal before the first export is written
     written: dict[str, Path] = {}
     try:
         # All exports are written first and swapped in together: a failure leaves every previous one as it was.
         for direction, target in targets.items():
-            written[direction] = export.write(run, direction, target, FLAGS.image_size, FLAGS.precision,
-                                              FLAGS.checkpoint)
+            written[direction] = savedmodel.write(run, direction, target, FLAGS.image_size, FLAGS.precision,
+                                                  FLAGS.checkpoint)
         with uninterrupted():  # one Ctrl-C must not leave XtoY new and YtoX old
             for direction, target in targets.items():
-                print(f"exported {direction} to {export.commit(written[direction], target)}")
+                print(f"exported {direction} to {savedmodel.commit(written[direction], target)}")
     finally:
         for tmp in written.values():
-            export.discard(tmp)
+            savedmodel.discard(tmp)
     for direction, target in targets.items():
-        _write_beside(export, direction, target, names[direction], cfg.image_size, litert)
+        _write_beside(savedmodel, direction, target, names[direction], cfg.image_size, litert)
     if runtime is not None:
-        from cyclegan_tf import web
+        from cyclegan_tf.deploy import web
 
         models = [t.relative_to(FLAGS.export_dir).as_posix() for t in targets.values()]
         page = web.write_page(FLAGS.export_dir, models, runtime)
@@ -95,7 +95,7 @@ def _deploy_tools() -> tuple:
     checked here, before anything is written."""
     litert = runtime = None
     if FLAGS.tflite:
-        from cyclegan_tf import litert
+        from cyclegan_tf.deploy import litert
 
         unknown = [v for v in FLAGS.tflite if v not in litert.VARIANTS]
         if unknown:
@@ -105,18 +105,18 @@ def _deploy_tools() -> tuple:
             raise UserError("--tflite converts an fp32 export of any size: leave out --precision and --image_size "
                             "(the variants choose their own storage; --tflite_size the input size)")
     if FLAGS.web:
-        from cyclegan_tf import web
+        from cyclegan_tf.deploy import web
 
         runtime = web.find_runtime(FLAGS.web_runtime)
     return litert, runtime
 
 
-def _write_beside(export, direction: str, target: Path, name: str, train_size: int, litert) -> None:
+def _write_beside(savedmodel, direction: str, target: Path, name: str, train_size: int, litert) -> None:
     """The other formats of one committed export, beside it: vanhuyz's frozen graph (a name ending in .pb),
     LiteRT files (--tflite), ONNX (--onnx, --web)."""
-    if export.model_name(name) != name:
+    if savedmodel.model_name(name) != name:
         size = FLAGS.image_size or train_size
-        frozen = export.to_frozen_graph(target, target.parent / f"{target.name}.pb", size)
+        frozen = savedmodel.to_frozen_graph(target, target.parent / f"{target.name}.pb", size)
         print(f"exported {direction} to {frozen} (frozen graph: input_image [{size}, {size}, 3] in [-1, 1] → "
               "output_image JPEG bytes)")
     for variant in FLAGS.tflite:
@@ -126,7 +126,7 @@ def _write_beside(export, direction: str, target: Path, name: str, train_size: i
         print(f"exported {direction} to {written} (LiteRT {variant}, input "
               f"{f'[1, {size}, {size}, 3]' if size else 'any size'})")
     if FLAGS.onnx or FLAGS.web:
-        print(f"exported {direction} to {export.to_onnx(target, target.parent / f'{target.name}.onnx')}")
+        print(f"exported {direction} to {savedmodel.to_onnx(target, target.parent / f'{target.name}.onnx')}")
 
 
 if __name__ == "__main__":

@@ -45,7 +45,7 @@ def main(argv: list[str]) -> None:
     batch_size = (2 if FLAGS.tile else 4) if FLAGS.batch_size is None else FLAGS.batch_size
     if batch_size < 1 or FLAGS.image_size < 0:
         raise UserError("--batch_size must be at least 1 and --image_size at least 0")
-    from cyclegan_tf.inference import timed_run  # TensorFlow loads here
+    from cyclegan_tf.deploy.translate import timed_run  # TensorFlow loads here
 
     print(timed_run(model=FLAGS.model, input_pattern=FLAGS.input, output=FLAGS.output, batch_size=batch_size,
                     image_size=FLAGS.image_size, fmt=FLAGS.format, side_by_side=FLAGS.side_by_side,

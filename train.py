@@ -45,7 +45,7 @@ def main(argv: list[str]) -> int:
     if len(argv) > 1:
         raise UserError(f"unexpected argument {argv[1]!r} (flags take the form --name=value)")
     logging.set_verbosity(logging.WARNING)  # TensorFlow's checkpoint saver logs every save at INFO
-    from cyclegan_tf.loop import train
+    from cyclegan_tf.training.loop import train
 
     common = {f.name for f in config.fields()}
     own = {o.name for m in _MODELS for o in m.options} - common

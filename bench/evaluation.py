@@ -3,7 +3,7 @@
   python bench/evaluation.py --images 100 --size 64 --precision fp32|bf16 [--netG resnet_9blocks]
 
 Builds a CycleGAN at the given size and precision (fresh weights: timing does not depend on training) and an
-evaluator on `--images` held-out images per domain (synthetic textures), then times evaluator.run: the first
+evaluator on `--images` held-out images per domain (synthetic textures), then times during_training.run: the first
 call (which also computes and caches the real images' Inception features) and the second (what every later
 evaluation costs). Prints one JSON line.
 """
@@ -22,8 +22,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from cyclegan_tf import evaluator, models, synthetic  # noqa: E402
+from cyclegan_tf import models
 from cyclegan_tf.config import TrainConfig  # noqa: E402
+from cyclegan_tf.data import synthetic  # noqa: E402
+from cyclegan_tf.evaluation import during_training
 from cyclegan_tf.options import PRECISIONS  # noqa: E402
 
 
@@ -39,9 +41,9 @@ def main() -> None:
     model_cls = models.get(cfg.model)
     model = model_cls(cfg, 1000, 1)
     x, y = (synthetic.textures(args.images, args.size, seed).astype(np.uint8) for seed in (0, 1))
-    sets = [evaluator.HeldOut("XtoY", x, y), evaluator.HeldOut("YtoX", y, x)]
+    sets = [during_training.HeldOut("XtoY", x, y), during_training.HeldOut("YtoX", y, x)]
     with tempfile.TemporaryDirectory() as tmp:
-        judge = evaluator.Evaluator(cfg, model_cls, Path(tmp), sets, log=lambda _: None)
+        judge = during_training.Evaluator(cfg, model_cls, Path(tmp), sets, log=lambda _: None)
         writer = tf.summary.create_file_writer(tmp)
         times = []
         for step in (1, 2):

@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from cyclegan_tf import atomic  # noqa: E402
-from cyclegan_tf.datasets import shapescapes  # noqa: E402
+from cyclegan_tf.data import shapescapes  # noqa: E402
 
 
 def main() -> None:

@@ -29,7 +29,7 @@ from timing import summary, time_calls  # noqa: E402 - bench/timing.py
 
 from cyclegan_tf import models  # noqa: E402
 from cyclegan_tf.config import TrainConfig  # noqa: E402
-from cyclegan_tf.export import export  # noqa: E402
+from cyclegan_tf.deploy.savedmodel import export  # noqa: E402
 from cyclegan_tf.options import PRECISIONS  # noqa: E402
 
 

@@ -16,7 +16,7 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from cyclegan_tf import build, data, records, synthetic  # noqa: E402
+from cyclegan_tf.data import convert, pipeline, records, synthetic  # noqa: E402
 
 
 def main() -> None:
@@ -31,10 +31,10 @@ def main() -> None:
         files = {}
         for d, seed in (("X", 0), ("Y", 1)):
             synthetic.write_folder(synthetic.textures(args.images, args.size, seed), f"{tmp}/{d}")
-            build.build_folder(d, f"{tmp}/{d}", f"{tmp}/{d}.tfrecords")
+            convert.build_folder(d, f"{tmp}/{d}", f"{tmp}/{d}.tfrecords")
             files[d] = records.resolve_files(f"{tmp}/{d}.tfrecords")
-        cfg = data.Preprocess(mode=args.preprocess)
-        ds = data.unpaired_dataset(files["X"], args.images, files["Y"], args.images,
+        cfg = pipeline.Preprocess(mode=args.preprocess)
+        ds = pipeline.unpaired_dataset(files["X"], args.images, files["Y"], args.images,
                                    batch_size=args.batch_size, cfg=cfg)
         it = iter(ds)
         for _ in range(20):  # warm-up: fill the prefetch and autotune buffers

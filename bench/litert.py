@@ -31,9 +31,9 @@ import tensorflow as tf  # noqa: E402
 from PIL import Image  # noqa: E402
 from timing import time_calls  # noqa: E402 - bench/timing.py
 
+from cyclegan_tf.data.imagefiles import find_images  # noqa: E402
+from cyclegan_tf.deploy.litert import VARIANTS, TFLiteTranslator, to_tflite  # noqa: E402
 from cyclegan_tf.errors import UserError  # noqa: E402
-from cyclegan_tf.imagefiles import find_images  # noqa: E402
-from cyclegan_tf.litert import VARIANTS, TFLiteTranslator, to_tflite  # noqa: E402
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:

@@ -26,15 +26,15 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _records(tmp: Path, paired: bool) -> list[str]:
-    from cyclegan_tf import build, synthetic
+    from cyclegan_tf.data import convert, synthetic
 
     for d, seed in (("A", 0), ("B", 1)):
         synthetic.write_folder(synthetic.textures(8, 40, seed), tmp / d)
     if paired:
-        build.build_paired(str(tmp / "A"), str(tmp / "B"), str(tmp / "pairs.tfrecords"))
+        convert.build_paired(str(tmp / "A"), str(tmp / "B"), str(tmp / "pairs.tfrecords"))
         return [f"--X={tmp / 'pairs.tfrecords'}"]
     for d in ("A", "B"):
-        build.build_folder(d, str(tmp / d), str(tmp / f"{d}.tfrecords"))
+        convert.build_folder(d, str(tmp / d), str(tmp / f"{d}.tfrecords"))
     return [f"--X={tmp / 'A.tfrecords'}", f"--Y={tmp / 'B.tfrecords'}"]
 
 
@@ -50,8 +50,9 @@ def phases(args: list[str], steps: int) -> dict[str, float]:
 
     import tensorflow as tf
 
-    from cyclegan_tf import api, loop, runs
-    from cyclegan_tf.distribute import make_strategy
+    from cyclegan_tf import api
+    from cyclegan_tf.training import loop, runs
+    from cyclegan_tf.training.strategy import make_strategy
     mark("import")
     opts = dict(a.removeprefix("--").split("=", 1) for a in args)
     cfg = api.config(**{k: int(v) if v.isdigit() else v for k, v in opts.items()})

@@ -21,8 +21,8 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from cyclegan_tf.inference import load_model  # noqa: E402
-from cyclegan_tf.tiling import translate_tiled  # noqa: E402
+from cyclegan_tf.deploy.tiling import translate_tiled  # noqa: E402
+from cyclegan_tf.deploy.translate import load_model  # noqa: E402
 
 
 def main() -> None:

@@ -27,8 +27,8 @@ from timing import summary, time_calls  # noqa: E402 - bench/timing.py
 
 from cyclegan_tf import models  # noqa: E402
 from cyclegan_tf.config import TrainConfig, fields  # noqa: E402
-from cyclegan_tf.distribute import make_strategy  # noqa: E402
 from cyclegan_tf.options import PRECISIONS  # noqa: E402
+from cyclegan_tf.training.strategy import make_strategy  # noqa: E402
 
 
 def main() -> None:

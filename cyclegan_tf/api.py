@@ -20,10 +20,11 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image
 
-from cyclegan_tf import export as _export
-from cyclegan_tf import loop, networks, runs
+from cyclegan_tf import networks
 from cyclegan_tf.config import TrainConfig
+from cyclegan_tf.deploy import savedmodel as _export
 from cyclegan_tf.errors import UserError
+from cyclegan_tf.training import loop, runs
 
 
 class TrainingStopped(RuntimeError):
@@ -42,8 +43,16 @@ def config(**options: Any) -> TrainConfig:
 
 
 def train(cfg: TrainConfig | None = None, **options: Any) -> Path:
-    """Trains (or resumes) a run as train.py does and returns its folder. Options given (as keywords, or
-    set in `cfg` away from their defaults) count as given on the command line."""
+    """Trains (or resumes) a run as train.py does and returns its folder.
+
+    Args:
+        cfg: the options as a TrainConfig (`config(...)` makes one); or give them as keywords instead.
+        **options: any option of train.py by its flag name (docs/flags.md), the chosen model's own too,
+            e.g. `X="man.tfrecords", Y="woman.tfrecords", image_size=128, max_steps=2000`. Options given
+            (as keywords, or set in `cfg` away from their defaults) count as given on the command line.
+
+    Returns the run folder (a new `checkpoints/<YYYYmmdd-HHMM>` unless `checkpoint_dir` or `load_model` is
+    given). Raises UserError for a bad option or file, TrainingStopped for a NaN or a signal."""
     cfg = cfg or config(**options)
     new = runs.is_new(cfg)
     if new:  # the folder must be known to return it
@@ -62,28 +71,44 @@ def train(cfg: TrainConfig | None = None, **options: Any) -> Path:
 
 def load_generators(run: str | Path, precision: str = "fp32") -> dict[str, keras.Model]:
     """The generators of a run's latest checkpoint, by name (CycleGAN: G: X→Y and F: Y→X), each as its
-    export runs it (a run on label maps: with the label encoder in front, taking the label image)."""
+    export runs it (a run on label maps: with the label encoder in front, taking the label image).
+
+    Args:
+        run: a run folder, or a run name under checkpoints/.
+        precision: fp32, bf16 or fp16: the type the returned networks compute in."""
     nets, cfg, model_cls, _ = runs.restore_generators(runs.find_run(run, "run"), precision=precision)
     return {name: model_cls.exported_network(cfg, nets, direction) for direction, name in model_cls.exports.items()}
 
 
 def export(run: str | Path, direction: str, target: str | Path, image_size: int = 0,
            precision: str = "fp32") -> Path:
-    """export_graph.py for one direction (XtoY or YtoX): writes a SavedModel and returns its path."""
+    """export_graph.py for one direction: writes a SavedModel and returns its path.
+
+    Args:
+        run: a run folder, or a run name under checkpoints/.
+        direction: XtoY (G) or YtoX (F); a paired or one-sided model exports XtoY only.
+        target: the export's folder; a previous export there is replaced atomically, anything else refused.
+        image_size: 0 for any input size; S > 0 resizes inputs to S×S and back (vanhuyz's export).
+        precision: fp32, bf16 or fp16: the type the graph computes in (inputs and outputs stay float32)."""
     return _export.export(runs.find_run(run, "run"), direction, target, image_size, precision)
 
 
 def load_export(path: str | Path) -> Any:
-    """An exported SavedModel (plain tf.saved_model.load)."""
+    """An exported SavedModel (plain tf.saved_model.load), for `translate`.
+
+    Args:
+        path: the export's folder (what export_graph.py or `export` wrote)."""
     if not (Path(path) / "saved_model.pb").exists():
         raise UserError(f"{path}: no SavedModel there")
     return tf.saved_model.load(str(path))
 
 
 def translate(model: Any, images: Image.Image | np.ndarray) -> Image.Image | np.ndarray:
-    """Translates a PIL image or uint8 RGB arrays ([H, W, 3] or [N, H, W, 3]) with a generator of
-    `load_generators` or an export of `load_export`, any size, as export_graph.py's graph does; returns
-    the same kind."""
+    """Translates images at any size, as export_graph.py's graph does; returns the same kind as given.
+
+    Args:
+        model: a generator of `load_generators`, or an export of `load_export`.
+        images: a PIL image, or uint8 RGB arrays [H, W, 3] or [N, H, W, 3] (N images of one size)."""
     pil = isinstance(images, Image.Image)
     x = np.asarray(images.convert("RGB") if pil else images)
     if x.ndim not in (3, 4) or x.shape[-1] != 3:

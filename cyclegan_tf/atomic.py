@@ -7,12 +7,14 @@ run's leftovers are cleaned by the next run, and nothing else is ever touched.
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import errno
 import os
 import re
 import shutil
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 _TEMP = re.compile(r"^(?P<name>.+)\.(?:tmp|old)-(?P<pid>\d+)$")
@@ -101,3 +103,56 @@ def uninterrupted() -> Iterator[None]:
         signal.signal(signal.SIGINT, signal.SIG_DFL if previous is None else previous)
     if caught and callable(previous):
         previous(signal.SIGINT, None)
+
+
+def swap_in(tmp: Path, target: Path) -> None:
+    """Puts the folder `tmp` under `target` in one step, so that at any moment (even after a kill) the name
+    holds the previous folder or the new one, whole; the previous one is left at `tmp` for the caller to
+    delete. Where the file system cannot exchange two names, the previous folder is set aside as
+    `.NAME.old-PID` for a moment (`restore_set_aside` puts it back after a kill)."""
+    with uninterrupted():
+        if not (target.is_dir() and os.listdir(target)):
+            os.replace(tmp, target)  # a missing name or an empty folder: one rename
+        elif not _exchange(tmp, target):
+            _replace_in_two_steps(tmp, target)
+
+
+def restore_set_aside(target: Path, is_whole: Callable[[Path], bool]) -> None:
+    """Where a killed `swap_in` left the previous folder set aside and `target` empty, puts it back."""
+    old_name = re.compile(rf"\.{re.escape(target.name)}\.old-(\d+)")
+    with contextlib.suppress(OSError):
+        for old in sorted(target.parent.iterdir()):
+            m = old_name.fullmatch(old.name)
+            if m and not target.exists() and not alive(int(m[1])) and is_whole(old):
+                old.rename(target)
+
+
+_RENAME_EXCHANGE = 2
+_AT_FDCWD = -100
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swaps two paths atomically (Linux renameat2 RENAME_EXCHANGE); False where that is not available."""
+    try:
+        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
+    except (AttributeError, OSError):
+        return False
+    if renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.ENOSYS, errno.EINVAL, errno.ENOTSUP, errno.EXDEV):  # EXDEV: overlayfs lower layers
+        return False
+    raise OSError(code, os.strerror(code), str(b))
+
+
+def _replace_in_two_steps(tmp: Path, target: Path) -> None:
+    """Without an atomic exchange the previous export is set aside as `.NAME.old-PID` first; a kill
+    between the two renames leaves it there, and the next run's `tidy` puts it back."""
+    old = temp_name(target, "old")
+    os.rename(target, old)
+    try:
+        os.rename(tmp, target)
+    except BaseException:
+        os.rename(old, target)
+        raise
+    os.rename(old, tmp)

@@ -1,7 +1,8 @@
 """Training options: one dataclass, from which train.py defines its flags and flags.json is written.
 
-Defaults follow the paper's code (SPEC §1–2); names follow vanhuyz's train.py where he had one. Options a
-model adds of its own (`Model.options`) live in `extra` and are read as attributes like the others.
+Defaults follow the paper's code (junyanz/pytorch-CycleGAN-and-pix2pix's options); names follow vanhuyz's
+train.py where he had one. Options a model adds of its own (`Model.options`) live in `extra` and are read
+as attributes like the others.
 `validate()` checks every value before anything is written, so a corrected command is never refused.
 """
 from __future__ import annotations
@@ -22,15 +23,17 @@ ARCHITECTURE = ("model", "netG", "netD", "num_D", "ngf", "ndf", "n_layers_D", "n
                 "image_size", "pool_size", "direction", "precision", "ghm_bins")
 
 
-def _f(default, help: str, choices: tuple | None = None):  # noqa: A002 - mirrors absl's name
-    return field(default=default, metadata={"help": help, "choices": choices})
+def _f(default, help: str, choices: tuple | None = None, valid: str | None = None):  # noqa: A002 - absl's name
+    """An option: its default, help, and the values it takes (`choices`, or `valid`, an interval such as
+    "[1, inf)" or "(0, 1]"), which `validate` checks and docs/flags.md lists."""
+    return field(default=default, metadata={"help": help, "choices": choices, "valid": valid})
 
 
 @dataclass
 class TrainConfig:
     X: str = _f("", "TFRecord file (or shards) of domain X.")
     Y: str = _f("", "TFRecord file (or shards) of domain Y.")
-    model: str = _f("", "The model to train (see the README): cycle_gan (the default; unpaired --X and --Y), "
+    model: str = _f("", "The model to train (docs/models.md): cycle_gan (the default; unpaired --X and --Y), "
                     "pix2pix (pairs in --X from build_data.py --paired), or a registered plug-in. Each model sets "
                     "its own defaults for options not given.")
     direction: str = _f("AtoB", "Paired models: translate a pair's first image (A) to its second (B), or BtoA.",
@@ -42,10 +45,11 @@ class TrainConfig:
                    "128 px, 6 at 128 and below) | global | local (pix2pixHD's).", ("", *options.GENERATORS))
     netD: str = _f("basic", "basic (70×70 PatchGAN) | n_layers | pixel | multiscale (pix2pixHD's: --num_D "
                    "PatchGANs of --n_layers_D layers at 1, 1/2, 1/4… size).", options.DISCRIMINATORS)
-    num_D: int = _f(2, "Scales of the multiscale discriminator.")
-    n_layers_D: int = _f(3, "Layers of the n_layers and multiscale discriminators.")
-    ngf: int = _f(64, "Generator filters in the first conv layer.")
-    ndf: int = _f(64, "Discriminator filters in the first conv layer.")
+    num_D: int = _f(2, "Scales of the multiscale discriminator.", valid="[1, 5]")
+    n_layers_D: int = _f(3, "Layers of the n_layers and multiscale discriminators.",
+                         valid=f"[1, {options.MAX_LAYERS_D}]")
+    ngf: int = _f(64, "Generator filters in the first conv layer.", valid="[1, inf)")
+    ndf: int = _f(64, "Discriminator filters in the first conv layer.", valid="[1, inf)")
     norm: str = _f("instance", "instance | batch | none.", options.NORMS)
     upsample: str = _f("transpose", "transpose | resize (resize-conv, against checkerboard artifacts).",
                        options.UPSAMPLES)
@@ -55,32 +59,39 @@ class TrainConfig:
                        "(GHM-C, Li et al. 2019) change D's loss only; G's is then vanilla's non-saturating BCE.",
                        options.GAN_MODES)
     use_lsgan: bool = _f(True, "vanhuyz's flag: --nouse_lsgan means --gan_mode vanilla.")
-    real_label: float = _f(1.0, "Target for real images, in (0, 1] (vanhuyz used 0.9).")
-    lambda1: float = _f(10.0, "Weight of the cycle loss X → Y → X.")
-    lambda2: float = _f(10.0, "Weight of the cycle loss Y → X → Y.")
-    lambda_identity: float = _f(0.5, "Identity loss weight, times lambda1/lambda2; 0 skips its forward passes.")
-    lambda_gp: float = _f(10.0, "Gradient penalty weight (wgangp).")
-    focal_gamma: float = _f(2.0, "--gan_mode focal: focusing parameter γ ≥ 0 of (1 − p_t)^γ (0: α-weighted BCE).")
-    focal_alpha: float = _f(0.5, "--gan_mode focal: weight α of the real term (1 − α of the fake one), in (0, 1).")
-    ghm_bins: int = _f(10, "--gan_mode ghmc: equal bins of the gradient norm |σ(logit) − target| over [0, 1].")
+    real_label: float = _f(1.0, "Target for real images, in (0, 1] (vanhuyz used 0.9).", valid="(0, 1]")
+    lambda1: float = _f(10.0, "Weight of the cycle loss X → Y → X.", valid="[0, inf)")
+    lambda2: float = _f(10.0, "Weight of the cycle loss Y → X → Y.", valid="[0, inf)")
+    lambda_identity: float = _f(0.5, "Identity loss weight, times lambda1/lambda2; 0 skips its forward passes.",
+                                valid="[0, inf)")
+    lambda_gp: float = _f(10.0, "Gradient penalty weight (wgangp).", valid="[0, inf)")
+    focal_gamma: float = _f(2.0, "--gan_mode focal: focusing parameter γ ≥ 0 of (1 − p_t)^γ (0: α-weighted BCE).",
+                            valid="[0, inf)")
+    focal_alpha: float = _f(0.5, "--gan_mode focal: weight α of the real term (1 − α of the fake one), in (0, 1).",
+                            valid="(0, 1)")
+    ghm_bins: int = _f(10, "--gan_mode ghmc: equal bins of the gradient norm |σ(logit) − target| over [0, 1].",
+                       valid="[1, inf)")
     ghm_momentum: float = _f(0.75, "--gan_mode ghmc: momentum of the bins' running counts, in [0, 1) (0: this "
-                             "step's counts).")
-    lambda_L1: float = _f(100.0, "pix2pix: weight of the L1 distance between output and target.")
+                             "step's counts).", valid="[0, 1)")
+    lambda_L1: float = _f(100.0, "pix2pix: weight of the L1 distance between output and target.", valid="[0, inf)")
     lambda_feat: float = _f(0.0, "Weight of the discriminator feature-matching loss (pix2pixHD's; 0: off). Paired "
-                            "models match features per location, unpaired ones their spatial means.")
-    pool_size: int = _f(50, "Past fakes kept per domain for the discriminators; 0 disables the pool.")
+                            "models match features per location, unpaired ones their spatial means.", valid="[0, inf)")
+    pool_size: int = _f(50, "Past fakes kept per domain for the discriminators; 0 disables the pool.", valid="[0, inf)")
     # Optimisation
-    learning_rate: float = _f(2e-4, "Adam learning rate.")
-    beta1: float = _f(0.5, "Adam beta1.")
-    beta2: float = _f(0.999, "Adam beta2.")
-    adam_eps: float = _f(1e-8, "Adam epsilon, added after bias correction as in PyTorch's Adam (the official code).")
-    epochs: int = _f(100, "Epochs at the initial learning rate (an epoch is max(|X|, |Y|) images).")
-    epochs_decay: int = _f(100, "Epochs of linear decay to 0 after that.")
-    max_steps: int = _f(0, "If > 0: train this many steps instead; the decay keeps its share of the run.")
-    batch_size: int = _f(1, "Global batch size (split across replicas).")
+    learning_rate: float = _f(2e-4, "Adam learning rate.", valid="(0, inf)")
+    beta1: float = _f(0.5, "Adam beta1.", valid="[0, 1)")
+    beta2: float = _f(0.999, "Adam beta2.", valid="[0, 1)")
+    adam_eps: float = _f(1e-8, "Adam epsilon, added after bias correction as in PyTorch's Adam (the official code).",
+                         valid="(0, inf)")
+    epochs: int = _f(100, "Epochs at the initial learning rate (an epoch is max(|X|, |Y|) images).", valid="[0, inf)")
+    epochs_decay: int = _f(100, "Epochs of linear decay to 0 after that.", valid="[0, inf)")
+    max_steps: int = _f(0, "If > 0: train this many steps instead; the decay keeps its share of the run.",
+                        valid="[0, inf)")
+    batch_size: int = _f(1, "Global batch size (split across replicas).", valid="[1, inf)")
     # Data
-    image_size: int = _f(256, "Crop size: training images are image_size × image_size (vanhuyz's flag).")
-    load_size: int = _f(0, "Resize to this before cropping (default image_size · 286/256).")
+    image_size: int = _f(256, "Crop size: training images are image_size × image_size (vanhuyz's flag).",
+                         valid="[1, inf)")
+    load_size: int = _f(0, "Resize to this before cropping (default image_size · 286/256).", valid="[0, inf)")
     preprocess: str = _f("resize_and_crop", "resize_and_crop | crop | scale_width | scale_width_and_crop | none.",
                          options.PREPROCESS)
     no_flip: bool = _f(False, "No random horizontal flips.")
@@ -94,10 +105,11 @@ class TrainConfig:
                          "activations in the backward pass (less memory, about a third more generator compute).")
     jit_compile: bool = _f(False, "Compile the forward and backward passes with XLA.")
     deterministic: bool = _f(False, "Deterministic ops (bit-identical reruns; slower).")
-    save_every: int = _f(1000, "Checkpoint every this many steps (and at least every 10 minutes).")
-    summary_every: int = _f(100, "TensorBoard images every this many steps.")
-    log_every: int = _f(10, "Loss scalars, log line and NaN check every this many steps.")
-    keep_checkpoints: int = _f(3, "Checkpoints this session keeps (it never deletes an earlier session's).")
+    save_every: int = _f(1000, "Checkpoint every this many steps (and at least every 10 minutes).", valid="[1, inf)")
+    summary_every: int = _f(100, "TensorBoard images every this many steps.", valid="[1, inf)")
+    log_every: int = _f(10, "Loss scalars, log line and NaN check every this many steps.", valid="[1, inf)")
+    keep_checkpoints: int = _f(3, "Checkpoints this session keeps (it never deletes an earlier session's).",
+                               valid="[1, inf)")
     restart: bool = _f(False, "Train from step 0 in a run folder whose checkpoints cannot be read (they stay until "
                        "overwritten); refused where an intact checkpoint exists.")
     # Evaluation during training (cyclegan_tf/evaluator.py)
@@ -140,46 +152,23 @@ class TrainConfig:
         return c
 
     def validate(self) -> None:
-        """One-line UserError for the first value that cannot work: types, choices and ranges."""
+        """One-line UserError for the first value that cannot work: each option's type, choices and range
+        (from its field), then the rules between options."""
         for f in fields():
-            _check_type(f.name, getattr(self, f.name), f.default)
             value, choices = getattr(self, f.name), f.metadata["choices"]
+            _check_type(f.name, value, f.default)
             if choices and value not in choices:
                 raise UserError(f"--{f.name}={value}: choose one of {', '.join(c for c in choices if c)}")
-        for name in ("image_size", "ngf", "ndf", "batch_size", "save_every", "summary_every", "log_every",
-                     "keep_checkpoints"):
-            _at_least(name, getattr(self, name), 1)
-        for name in ("pool_size", "epochs", "epochs_decay", "max_steps", "load_size", "lambda1", "lambda2",
-                     "lambda_identity", "lambda_gp", "lambda_L1", "lambda_feat"):
-            _at_least(name, getattr(self, name), 0)
-        if not 1 <= self.num_D <= 5:
-            raise UserError(f"--num_D={self.num_D}: must be between 1 and 5")
+            if f.metadata["valid"]:
+                check_interval(f.name, value, f.metadata["valid"])
         if self.netD == "multiscale" and self.image_size < 2 ** (self.num_D + self.n_layers_D - 1):
             raise UserError(f"--num_D={self.num_D} with --n_layers_D={self.n_layers_D} needs images of at least "
                             f"{2 ** (self.num_D + self.n_layers_D - 1)} px (--image_size={self.image_size})")
-        if not 1 <= self.n_layers_D <= options.MAX_LAYERS_D:
-            raise UserError(f"--n_layers_D={self.n_layers_D}: must be between 1 and {options.MAX_LAYERS_D}")
         if self.netD == "n_layers" and self.image_size < 3 * 2 ** self.n_layers_D:
             raise UserError(f"--n_layers_D={self.n_layers_D} needs images of at least {3 * 2 ** self.n_layers_D} px "
                             f"(--image_size={self.image_size})")
-        if not (self.learning_rate > 0 and math.isfinite(self.learning_rate)):
-            raise UserError(f"--learning_rate={self.learning_rate}: must be a positive number")
-        for name in ("beta1", "beta2"):
-            if not 0 <= getattr(self, name) < 1:
-                raise UserError(f"--{name}={getattr(self, name)}: must be in [0, 1)")
-        if not self.adam_eps > 0:
-            raise UserError(f"--adam_eps={self.adam_eps}: must be positive")
-        if not 0 < self.real_label <= 1:
-            raise UserError(f"--real_label={self.real_label}: must be in (0, 1]")
         if self.gan_mode == "focal" and self.real_label != 1:
             raise UserError(f"--real_label={self.real_label}: --gan_mode focal needs hard labels (--real_label 1)")
-        if not (self.focal_gamma >= 0 and math.isfinite(self.focal_gamma)):
-            raise UserError(f"--focal_gamma={self.focal_gamma}: must be a number of at least 0")
-        if not 0 < self.focal_alpha < 1:
-            raise UserError(f"--focal_alpha={self.focal_alpha}: must be in (0, 1)")
-        _at_least("ghm_bins", self.ghm_bins, 1)
-        if not 0 <= self.ghm_momentum < 1:
-            raise UserError(f"--ghm_momentum={self.ghm_momentum}: must be in [0, 1)")
         if self.gan_mode == "ghmc" and self.jit_compile and self.strategy != "default":
             # the bin counts are all-reduced inside D's step, which XLA compiles: no synchronisation there
             raise UserError("--gan_mode ghmc with --jit_compile: its statistics are summed over replicas inside the "
@@ -238,6 +227,17 @@ def _check_type(name: str, value: Any, default: Any) -> None:
         raise UserError(f"--{name}={value!r}: expected {'a number' if kind is float else kind.__name__}")
 
 
-def _at_least(name: str, value: float, low: float) -> None:
-    if not value >= low:  # also false for NaN
-        raise UserError(f"--{name}={value}: must be at least {low}")
+def check_interval(name: str, value: float, interval: str) -> None:
+    """One-line UserError unless `value` lies in `interval` ("[1, inf)", "(0, 1]"…); NaN lies in none."""
+    low, high = (float(v) for v in interval[1:-1].split(","))
+    inside = (value > low if interval[0] == "(" else value >= low) and (
+        value < high if interval[-1] == ")" else value <= high)
+    if inside:
+        return
+    if high == math.inf:
+        says = "must be positive" if interval[0] == "(" and low == 0 else f"must be at least {low:g}"
+    elif interval[0] + interval[-1] == "[]":
+        says = f"must be between {low:g} and {high:g}"
+    else:
+        says = f"must be in {interval}"
+    raise UserError(f"--{name}={value}: {says}")

@@ -21,8 +21,9 @@ import sys
 import time
 from pathlib import Path
 
-from cyclegan_tf import atomic, evaluate, models
-from cyclegan_tf.datasets import shapescapes
+from cyclegan_tf import atomic, models
+from cyclegan_tf.data import shapescapes
+from cyclegan_tf.evaluation import score
 from cyclegan_tf.options import PRECISIONS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -116,7 +117,7 @@ def _train_export_translate(out: Path, data: Path, run: Path, train: list[str], 
     steps = int(next(a for a in reversed(train) if a.startswith("--max_steps=")).split("=")[1])
     COSTS.setdefault(model, []).append({"seconds_per_step": _seconds_per_step(run), "peak_memory_mb": peak,
                                         "steps": steps})
-    from cyclegan_tf import report  # here: matplotlib is not for --help
+    from cyclegan_tf.evaluation import report  # here: matplotlib is not for --help
 
     report.write_report(run)
     _tool("export_graph.py", f"--checkpoint_dir={run}", *(f"--{d}_model={n}" for d, n in exports.items()),
@@ -196,10 +197,10 @@ def run_demo(out: Path, plan: dict, seed: int = 0, model_names: tuple[str, ...] 
         if name not in plan.get("directions", ALL):
             continue
         for m in model_names:
-            scores[prefix(m) + name] = evaluate.evaluate(results / (prefix(m) + name), **kw)
-        scores[f"{name}_identity"] = evaluate.evaluate(data / inputs, **kw)
+            scores[prefix(m) + name] = score.evaluate(results / (prefix(m) + name), **kw)
+        scores[f"{name}_identity"] = score.evaluate(data / inputs, **kw)
         columns = {m: scores[prefix(m) + name] for m in model_names} | {"identity": scores[f"{name}_identity"]}
-        print(evaluate.comparison(columns, name))
+        print(score.comparison(columns, name))
     scores["cost"] = {m: {k: round(statistics.mean(c[k] for c in COSTS.get(m, [])), 4)
                           for k in ("seconds_per_step", "peak_memory_mb", "steps")} for m in model_names}
     scores |= {"plan": plan, "models": list(model_names), "seconds": round(time.time() - start)}
@@ -271,7 +272,7 @@ n = {scores['labels2photo_identity'].get('n_generated')}); SSIM/PSNR against the
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m cyclegan_tf.demo", description=__doc__.split("\n\n")[0])
     p.add_argument("--out", default="runs/demo")
     p.add_argument("--reduced", action="store_true", help="tiny sizes and a few steps (the CI test)")
     p.add_argument("--steps", type=int, default=0, help="override the number of training steps")

@@ -109,41 +109,40 @@ def image_folder(tmp_path: Path):
 
 def texture_records(folder: Path, n: int) -> dict[str, str]:
     """X and Y records of n synthetic 40 px textures each (different seeds): {"X": path, "Y": path}."""
-    from cyclegan_tf import build, synthetic
+    from cyclegan_tf.data import convert, synthetic
 
     for d, seed in (("X", 0), ("Y", 1)):
         synthetic.write_folder(synthetic.textures(n, 40, seed), folder / d)
-        build.build_folder(d, str(folder / d), str(folder / f"{d}.tfrecords"))
+        convert.build_folder(d, str(folder / d), str(folder / f"{d}.tfrecords"))
     return {d: str(folder / f"{d}.tfrecords") for d in ("X", "Y")}
 
 
 def shapescapes_pairs(folder: Path, size: int, train: int, test: int) -> dict:
     """Paired ShapeScapes (A: label maps, B: photos): {"records": the training pairs' TFRecord file, "data":
     the folder with trainA/B and the paired test split testA/B}."""
-    from cyclegan_tf import build
-    from cyclegan_tf.datasets import shapescapes
+    from cyclegan_tf.data import convert, shapescapes
 
     shapescapes.generate(folder / "ss", size=size, train=train, test=test, seed=0, paired=True)
-    build.build_paired(str(folder / "ss" / "trainA"), str(folder / "ss" / "trainB"), str(folder / "pairs.tfrecords"))
+    convert.build_paired(str(folder / "ss" / "trainA"), str(folder / "ss" / "trainB"), str(folder / "pairs.tfrecords"))
     return {"records": str(folder / "pairs.tfrecords"), "data": folder / "ss"}
 
 
 def scene_records(folder: Path, size: int = 32) -> dict[str, str]:
     """The learning tests' unpaired data: X = 64 textured scenes, Y = label maps of 64 other scenes."""
-    from cyclegan_tf import build, synthetic
+    from cyclegan_tf.data import convert, synthetic
 
     _, photos = synthetic.scenes(64, size, seed=1)
     labels, _ = synthetic.scenes(64, size, seed=2)
     synthetic.write_folder(photos, folder / "X", fmt="png")
     synthetic.write_folder(labels, folder / "Y", fmt="png")
     for d in ("X", "Y"):
-        build.build_folder(d, str(folder / d), str(folder / f"{d}.tfrecords"))
+        convert.build_folder(d, str(folder / d), str(folder / f"{d}.tfrecords"))
     return {d: str(folder / f"{d}.tfrecords") for d in ("X", "Y")}
 
 
 def photo_to_labels_error(G, size: int = 32) -> tuple[float, float]:
     """Mean |G(x) − true label map| on 32 held-out scenes, and the identity mapping's."""
-    from cyclegan_tf import synthetic
+    from cyclegan_tf.data import synthetic
 
     truth, x = (a.astype(np.float32) / 127.5 - 1 for a in synthetic.scenes(32, size, seed=3))
     return float(np.abs(G(x, training=False).numpy() - truth).mean()), float(np.abs(x - truth).mean())
@@ -153,7 +152,7 @@ def photo_to_labels_error(G, size: int = 32) -> tuple[float, float]:
 def trained_run(tmp_path_factory) -> Path:
     """A tiny CycleGAN run folder (32 px, ngf 4, 3 steps): real checkpoints for export and inference."""
     from cyclegan_tf.config import TrainConfig
-    from cyclegan_tf.loop import train
+    from cyclegan_tf.training.loop import train
 
     tmp = tmp_path_factory.mktemp("trained")
     cfg = TrainConfig(**texture_records(tmp, 4), checkpoint_dir=str(tmp / "run"),

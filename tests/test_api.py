@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cyclegan_tf import api, build, synthetic
+from cyclegan_tf import api
+from cyclegan_tf.data import convert, synthetic
 from cyclegan_tf.errors import UserError
 
 
@@ -29,7 +30,7 @@ def test_translate_with_a_run_and_with_its_export_agree(trained_run: Path, tmp_p
 def test_train_returns_the_run_folder(tmp_path: Path, monkeypatch) -> None:
     for d, seed in (("X", 0), ("Y", 1)):
         synthetic.write_folder(synthetic.textures(3, 36, seed), tmp_path / d)
-        build.build_folder(d, str(tmp_path / d), str(tmp_path / f"{d}.tfrecords"))
+        convert.build_folder(d, str(tmp_path / d), str(tmp_path / f"{d}.tfrecords"))
     monkeypatch.chdir(tmp_path)
     run = api.train(X="X.tfrecords", Y="Y.tfrecords", image_size=32, ngf=4, ndf=4, max_steps=2)
     assert run.parent == Path("checkpoints") and (run / "flags.json").exists()

@@ -13,7 +13,7 @@ import pytest
 import tensorflow as tf
 from conftest import ROOT, write_bad
 
-from cyclegan_tf import build, data, records
+from cyclegan_tf.data import convert, pipeline, records
 from cyclegan_tf.errors import UserError
 
 # A proxy on a closed loopback port: a download that should not happen fails at once, and no packet leaves.
@@ -92,7 +92,7 @@ def tfds_dir(tmp_path_factory) -> Path:
 
 def decoded(path: Path) -> list[np.ndarray]:
     """Each record's image as the training pipeline decodes it."""
-    return [data.decode(r).numpy() for r in tf.data.TFRecordDataset(str(path))]
+    return [pipeline.decode(r).numpy() for r in tf.data.TFRecordDataset(str(path))]
 
 
 # build_data.py's main called in-process several times in ONE subprocess (importing TensorFlow Datasets
@@ -187,13 +187,13 @@ def test_tfds_flag_errors_are_one_line(tmp_path: Path, args: list[str], error: s
                                                                   ("cycle_gan/horse2zebra", "trainA+trainB[:5]")),
 ])
 def test_tfds_spec(value: str, expected: tuple[str, str]) -> None:
-    assert build.parse_tfds_spec("--X_tfds", value) == expected
+    assert convert.parse_tfds_spec("--X_tfds", value) == expected
 
 
 @pytest.mark.parametrize("value", ["mnist", ":train", "mnist:", " : ", "", "mnist[:5]"])
 def test_tfds_spec_errors(value: str) -> None:
     with pytest.raises(UserError, match=rf"^--Y_tfds={re.escape(value)}: give NAME:SPLIT, e.g. mnist:train"):
-        build.parse_tfds_spec("--Y_tfds", value)
+        convert.parse_tfds_spec("--Y_tfds", value)
 
 
 @pytest.mark.parametrize("spec,match", [
@@ -205,8 +205,8 @@ def test_tfds_spec_errors(value: str) -> None:
     ("tiny_digits:train[:0]", r"^--X_tfds=tiny_digits:train\[:0\]: "),
 ])
 def test_tfds_dataset_errors(tfds_dir: Path, tmp_path: Path, spec: str, match: str) -> None:
-    name, split = build.parse_tfds_spec("--X_tfds", spec)
+    name, split = convert.parse_tfds_spec("--X_tfds", spec)
     with pytest.raises(UserError, match=match) as e:
-        build.plan_tfds_splits([build.TfdsSplit(name, split, str(tmp_path / "x.tfrecords"), given=f"--X_tfds={spec}")],
-                               data_dir=str(tfds_dir))
+        split_ = convert.TfdsSplit(name, split, str(tmp_path / "x.tfrecords"), given=f"--X_tfds={spec}")
+        convert.plan_tfds_splits([split_], data_dir=str(tfds_dir))
     assert "\n" not in str(e.value)

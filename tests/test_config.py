@@ -8,7 +8,7 @@ import pytest
 
 from cyclegan_tf.config import TrainConfig
 from cyclegan_tf.errors import UserError
-from cyclegan_tf.loop import train
+from cyclegan_tf.training.loop import train
 
 
 @pytest.mark.parametrize("bad, message", [
@@ -19,7 +19,7 @@ from cyclegan_tf.loop import train
     ({"netD": "n_layers", "n_layers_D": 6, "image_size": 64}, "--n_layers_D=6 needs images of at least 192 px"),
     ({"lambda1": -1.0}, "--lambda1=-1.0: must be at least 0"),
     ({"lambda_identity": float("nan")}, "--lambda_identity=nan: must be at least 0"),
-    ({"learning_rate": -2e-4}, "--learning_rate=-0.0002: must be a positive number"),
+    ({"learning_rate": -2e-4}, "--learning_rate=-0.0002: must be positive"),
     ({"max_steps": -5}, "--max_steps=-5: must be at least 0"),
     ({"real_label": 5.0}, "--real_label=5.0: must be in (0, 1]"),
     ({"beta1": 1.0}, "--beta1=1.0: must be in [0, 1)"),

@@ -11,8 +11,8 @@ import pytest
 from conftest import photo_to_labels_error, scene_records
 
 from cyclegan_tf.config import TrainConfig
-from cyclegan_tf.loop import train
-from cyclegan_tf.runs import restore_generators
+from cyclegan_tf.training.loop import train
+from cyclegan_tf.training.runs import restore_generators
 
 
 @pytest.mark.slow  # 250 steps, about 2 min on 2 cores: make test-slow (pix2pix's learning test stays in make test)

@@ -12,8 +12,8 @@ import pytest
 import tensorflow as tf
 from conftest import ROOT
 
-from cyclegan_tf import build, synthetic
-from cyclegan_tf.runs import checkpoints as runs_checkpoints
+from cyclegan_tf.data import convert, synthetic
+from cyclegan_tf.training.runs import checkpoints as runs_checkpoints
 
 ARGS = ["--image_size=32", "--load_size=36", "--netG=resnet_6blocks", "--ngf=4", "--ndf=4", "--pool_size=3",
         "--log_every=5", "--summary_every=1000", "--deterministic"]
@@ -24,7 +24,7 @@ def data_args(tmp_path_factory) -> list[str]:
     tmp = tmp_path_factory.mktemp("cli")
     for d, seed in (("X", 0), ("Y", 1)):
         synthetic.write_folder(synthetic.textures(6, 40, seed), tmp / d)
-        build.build_folder(d, str(tmp / d), str(tmp / f"{d}.tfrecords"))
+        convert.build_folder(d, str(tmp / d), str(tmp / f"{d}.tfrecords"))
     return [f"--X={tmp / 'X.tfrecords'}", f"--Y={tmp / 'Y.tfrecords'}"]
 
 
@@ -88,7 +88,7 @@ def _free_ports(n: int) -> list[int]:
 @pytest.mark.parametrize("model", ["cycle_gan", "pix2pix"])
 def test_multi_worker_training_agrees(model: str, data_args: list[str], tmp_path: Path) -> None:
     if model == "pix2pix":  # paired records; the step reads D, not D_Y, for the fingerprint
-        build.build_paired(data_args[0].split("=", 1)[1].replace("X.tfrecords", "X"),
+        convert.build_paired(data_args[0].split("=", 1)[1].replace("X.tfrecords", "X"),
                            data_args[1].split("=", 1)[1].replace("Y.tfrecords", "Y"), str(tmp_path / "p.tfrecords"))
         data_args = [f"--X={tmp_path / 'p.tfrecords'}", "--pool_size=0"]
     else:  # evaluation during training: the chief evaluates alone while the other worker waits

@@ -72,3 +72,31 @@ def get(name: str) -> type[Model]:
 
 def all_models() -> list[type[Model]]:
     return [get(n) for n in names()]
+
+
+def flag_reference() -> str:
+    """docs/flags.md: every train.py option, from TrainConfig's field metadata and each model's declarations
+    (`make docs` writes it; a test fails when it is stale)."""
+    from cyclegan_tf.config import fields
+
+    def row(name: str, default: object, values: str, meaning: str) -> str:
+        cells = [f"`--{name}`", "''" if default == "" else str(default), values, meaning]
+        return "| " + " | ".join(c.replace("|", "\\|").replace("\n", " ") for c in cells) + " |"
+
+    header = ["| flag | default | values | meaning |", "|---|---|---|---|"]
+    lines = ["# train.py's options", "",
+             "Generated from `TrainConfig` (cyclegan_tf/config.py) and each model's declarations by `make docs`; "
+             "do not edit by hand. `python train.py --helpfull` prints the same.", "", "## Every model", "", *header]
+    for f in fields():
+        values = ", ".join(c for c in f.metadata["choices"] or () if c) or f.metadata["valid"] or ""
+        lines.append(row(f.name, f.default, values, f.metadata["help"]))
+    for model in all_models():
+        lines += ["", f"## `--model {model.name}`", ""]
+        if model.defaults:
+            given = ", ".join(f"`--{k}={v}`" for k, v in model.defaults.items())
+            lines += [f"Its defaults where they differ (flags given win): {given}.", ""]
+        if model.options:
+            lines += [*header, *(row(o.name, o.default, ", ".join(o.choices or ()), o.help) for o in model.options)]
+        elif not model.defaults:
+            lines.append("No options of its own.")
+    return "\n".join(lines) + "\n"

@@ -29,34 +29,13 @@ from typing import ClassVar
 import keras
 import tensorflow as tf
 
-from cyclegan_tf import losses, networks
+from cyclegan_tf import networks
 from cyclegan_tf.config import TrainConfig
 from cyclegan_tf.errors import UserError
-from cyclegan_tf.optim import TorchAdam
+from cyclegan_tf.models import optim
+from cyclegan_tf.models.adversarial import Adversarial
+from cyclegan_tf.models.optim import LinearDecay, schedule_steps
 from cyclegan_tf.options import Option
-
-
-@keras.saving.register_keras_serializable(package="cyclegan_tf")
-class LinearDecay(keras.optimizers.schedules.LearningRateSchedule):
-    """Constant for `constant_steps`, then linear to 0 over `decay_steps` (the paper's schedule, per step)."""
-
-    def __init__(self, initial: float, constant_steps: int, decay_steps: int) -> None:
-        self.initial, self.constant_steps, self.decay_steps = initial, constant_steps, decay_steps
-
-    def __call__(self, step):
-        done = tf.cast(step, tf.float32) - float(self.constant_steps)
-        return self.initial * tf.clip_by_value(1.0 - done / float(max(1, self.decay_steps)), 0.0, 1.0)
-
-    def get_config(self) -> dict:
-        return {"initial": self.initial, "constant_steps": self.constant_steps, "decay_steps": self.decay_steps}
-
-
-def schedule_steps(cfg: TrainConfig, steps_per_epoch: int) -> tuple[int, int]:
-    """(constant steps, decay steps) of the run: epochs of training images, or --max_steps shared alike."""
-    if cfg.max_steps > 0:
-        constant = round(cfg.max_steps * cfg.epochs / max(1, cfg.epochs + cfg.epochs_decay))
-        return constant, cfg.max_steps - constant
-    return cfg.epochs * steps_per_epoch, cfg.epochs_decay * steps_per_epoch
 
 
 class Model(tf.Module):
@@ -146,6 +125,12 @@ class Model(tf.Module):
     # --- the built model ---------------------------------------------------------------------------
 
     def __init__(self, cfg: TrainConfig, steps_per_epoch: int, global_batch: int) -> None:
+        """Builds the networks, optimisers, schedule and state; call it under the run's strategy scope.
+
+        Args:
+            cfg: the run's options, resolved and validated (runs.prepare).
+            steps_per_epoch: steps in one epoch of the training data (the schedule counts epochs).
+            global_batch: the batch size summed over replicas; every loss is averaged over it."""
         super().__init__(name=self.name)
         self.cfg, self.global_batch = cfg, global_batch
         # Keras draws unseeded initialiser seeds from Python's `random`. TensorFlow's global seed is
@@ -157,21 +142,11 @@ class Model(tf.Module):
         self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
         with networks.precision(cfg.precision):
             self.nets = {k: build() for k, build in self.define_networks(cfg).items()}
-        self.opts = {k: self._adam(k, self.variables_of(nets)) for k, nets in self.optimizers.items()}
+        self.opts = {k: optim.adam(cfg, k, self.variables_of(nets), self.learning_rate(k))
+                     for k, nets in self.optimizers.items()}
         for k, obj in {**self.nets, **self.opts}.items():
             setattr(self, k, obj)
-        self.ghm = self._ghm_statistics(cfg)
-
-    def _ghm_statistics(self, cfg: TrainConfig) -> dict[str, tf.Variable]:
-        """--gan_mode ghmc: each discriminator's running bin counts (acc_sum), [scales, bins], checkpointed.
-        Every replica assigns the same all-reduced value; ONLY_FIRST_REPLICA lets a replica context assign
-        a mirrored variable (losses.ghmc_loss)."""
-        if cfg.gan_mode != "ghmc":
-            return {}
-        scales = cfg.num_D if cfg.netD == "multiscale" else 1
-        return {n: tf.Variable(tf.zeros([scales, cfg.ghm_bins]), trainable=False, name=f"ghm_{n}",
-                               aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
-                for n in self.discriminator_names()}
+        self.adversarial = Adversarial(cfg, self.discriminator_names(), self.average)
 
     def warm_start(self, open_networks: Callable) -> None:
         """Called once before a new run's first step (not on resume): e.g. weights from another run, read
@@ -190,22 +165,13 @@ class Model(tf.Module):
 
     def checkpoint(self) -> tf.train.Checkpoint:
         generators = [self.nets[n] for n in self.generator_names()]
-        ghm = {"ghm": self.ghm} if self.ghm else {}  # --gan_mode ghmc's statistics; other modes' checkpoints unchanged
+        ghm = {"ghm": self.adversarial.ghm} if self.adversarial.ghm else {}  # ghmc's statistics; others unchanged
         return tf.train.Checkpoint(**self.nets, **self.opts, **self.state(), **ghm, step=self.step,
                                    dropout=networks.seed_states(*generators))
 
     def learning_rate(self, optimizer: str) -> LinearDecay | Callable[[], tf.Tensor]:
         """The schedule of an optimiser, read at its own update count (every optimiser updates once a step)."""
         return self.lr
-
-    def _adam(self, name: str, variables: list) -> keras.optimizers.Optimizer:
-        c = self.cfg
-        opt = TorchAdam(learning_rate=self.learning_rate(name), beta_1=c.beta1, beta_2=c.beta2, epsilon=c.adam_eps,
-                        name=name)
-        if c.precision == "fp16":  # fp16 gradients underflow without it; a step with inf/NaN is skipped
-            opt = keras.optimizers.LossScaleOptimizer(opt, name=name)
-        opt.build(variables)  # now, so that a checkpoint restores into existing slots instead of deferring
-        return opt
 
     def compiled(self, fn: Callable) -> Callable:
         """`fn` compiled with XLA under --jit_compile; otherwise `fn` itself, traced into the step (a nested
@@ -224,33 +190,18 @@ class Model(tf.Module):
         return tf.nn.compute_average_loss(per_example, global_batch_size=self.global_batch)
 
     def gan(self, pred, real: bool, for_discriminator: bool = False) -> tf.Tensor:
-        """The adversarial loss of D's output (one score map, or scales of features and scores): the
-        generator's, or with `for_discriminator` D's own. Under the D-only modes (focal, ghmc) the
-        generator's is vanilla's non-saturating BCE; ghmc's D loss is `discriminator_gan`'s."""
-        c = self.cfg
-        mode = c.gan_mode if for_discriminator or c.gan_mode not in losses.DISCRIMINATOR_ONLY else "vanilla"
-        return self.average(losses.gan_loss(pred, real, mode, c.real_label, c.focal_gamma, c.focal_alpha))
+        """The adversarial loss of D's output (adversarial.Adversarial.gan)."""
+        return self.adversarial.gan(pred, real, for_discriminator)
 
     def discriminator_gan(self, D: str, real, fake) -> tuple[tf.Tensor, tf.Tensor]:
-        """The adversarial terms of discriminator `D` (its name) on its outputs for real and for fake
-        inputs, each halved as the official code does. Under ghmc one loss of both, with D's statistics."""
-        if self.cfg.gan_mode == "ghmc":
-            r, f = losses.ghmc_loss(real, fake, self.ghm[D], self.cfg.ghm_momentum, self.cfg.real_label)
-            return 0.5 * self.average(r), 0.5 * self.average(f)
-        return 0.5 * self.gan(real, True, for_discriminator=True), 0.5 * self.gan(fake, False, for_discriminator=True)
+        """The adversarial terms of discriminator `D` on its real and fake outputs (Adversarial.discriminator)."""
+        return self.adversarial.discriminator(D, real, fake)
 
     def discriminator_objective(self, D: keras.Model, real: tf.Tensor, fake: tf.Tensor,
                                 seed: tf.Tensor) -> dict[str, tf.Tensor]:
-        """D's loss on real and (detached) fake inputs, halved as the official code does, and the gradient
-        penalty under wgangp (else 0). D is trained on their sum."""
+        """D's loss terms on real and (detached) fake inputs: real, fake and penalty (Adversarial.objective)."""
         name = next(k for k, net in self.nets.items() if net is D)
-        r, f = self.discriminator_gan(name, D(real, training=True), D(fake, training=True))
-        terms = {"real": r, "fake": f}
-        if self.cfg.gan_mode == "wgangp":
-            terms["penalty"] = self.cfg.lambda_gp * self.average(losses.gradient_penalty(D, real, fake, seed))
-        else:
-            terms["penalty"] = tf.constant(0.0)
-        return terms
+        return self.adversarial.objective(D, name, real, fake, seed)
 
     def replica_seed(self, step: tf.Tensor) -> tf.Tensor:
         replica = tf.distribute.get_replica_context().replica_id_in_sync_group

@@ -15,10 +15,10 @@ from collections.abc import Callable
 import keras
 import tensorflow as tf
 
-from cyclegan_tf import losses, networks
+from cyclegan_tf import networks
 from cyclegan_tf.config import TrainConfig
 from cyclegan_tf.errors import UserError
-from cyclegan_tf.models import register
+from cyclegan_tf.models import losses, register
 from cyclegan_tf.models.base import Model
 from cyclegan_tf.options import Option, parse_palette
 

@@ -18,10 +18,10 @@ from collections.abc import Callable
 import keras
 import tensorflow as tf
 
-from cyclegan_tf import losses, networks
+from cyclegan_tf import networks
 from cyclegan_tf.config import TrainConfig
 from cyclegan_tf.errors import UserError
-from cyclegan_tf.models import register
+from cyclegan_tf.models import losses, register
 from cyclegan_tf.models.pix2pix import LABEL_OPTIONS, Pix2Pix
 from cyclegan_tf.options import Option
 
@@ -124,7 +124,10 @@ class Pix2PixHD(Pix2Pix):
     def _restart_adam_G(self) -> tf.Tensor:
         """Adam for all of G from scratch, as the official update_fixed_params builds a new optimiser."""
         adam = getattr(self.opt_G, "inner_optimizer", self.opt_G)
-        for v in [*adam._momentums, *adam._velocities]:
+        slots = [v for v in adam.variables if v.name.endswith(("_momentum", "_velocity"))]  # Keras' slot names
+        if len(slots) != 2 * len(self.G.trainable_variables):
+            raise RuntimeError(f"G's Adam has {len(slots)} moment slots for {len(self.G.trainable_variables)} weights")
+        for v in slots:
             v.assign(tf.zeros_like(v))
         adam.iterations.assign(0)
         return tf.constant(True)  # the assignments run: a tf.function keeps a branch's stateful ops

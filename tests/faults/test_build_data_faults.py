@@ -17,9 +17,9 @@ from conftest import write_bad, write_kind
 from harness import ENV, cli, command, error_line, kill_after, moments, quiet, small_disk, temporaries, tree
 from PIL import Image
 
-from cyclegan_tf import build, records
+from cyclegan_tf.data import convert, records
+from cyclegan_tf.data.imagefiles import load_image
 from cyclegan_tf.errors import UserError
-from cyclegan_tf.imagefiles import load_image
 
 TOOL = "build_data.py"
 
@@ -41,7 +41,7 @@ def noise_png(path: Path, size: int, seed: int) -> Path:
 def previous(out: Path) -> dict[str, str]:
     """Good X and Y outputs of an earlier build in `out` (built in this process: no TensorFlow start-up)."""
     for d, seed in (("x", 50), ("y", 60)):
-        build.build_folder(d, str(images(out.parent / f"prev_{d}", 2, seed=seed)), str(out / f"{d}.tfrecords"))
+        convert.build_folder(d, str(images(out.parent / f"prev_{d}", 2, seed=seed)), str(out / f"{d}.tfrecords"))
     return tree(out)
 
 
@@ -76,10 +76,10 @@ def test_no_usable_image_in_y_keeps_both_previous_outputs(tmp_path: Path) -> Non
     y.mkdir()
     write_bad(y, "truncated"), write_bad(y, "not_an_image")
     listing = sorted(tmp_path.rglob("*"))
-    plans = [build.plan_folder("X", str(x), str(out / "x.tfrecords")),  # as build_data.py does for X and Y
-             build.plan_folder("Y", str(y), str(out / "y.tfrecords"))]
+    plans = [convert.plan_folder("X", str(x), str(out / "x.tfrecords")),  # as build_data.py does for X and Y
+             convert.plan_folder("Y", str(y), str(out / "y.tfrecords"))]
     with pytest.raises(UserError, match="Y: no usable image"):
-        build.build_all(plans)
+        convert.build_all(plans)
     assert tree(out) == before and sorted(tmp_path.rglob("*")) == listing
 
 
@@ -87,10 +87,10 @@ def test_failed_build_removes_the_folders_it_made(tmp_path: Path) -> None:
     good, bad = images(tmp_path / "X", 2), tmp_path / "Y"
     bad.mkdir()
     write_bad(bad, "empty")
-    plans = [build.plan_folder("X", str(good), str(tmp_path / "new/x.tfrecords")),
-             build.plan_folder("Y", str(bad), str(tmp_path / "new/deeper/y.tfrecords"))]
+    plans = [convert.plan_folder("X", str(good), str(tmp_path / "new/x.tfrecords")),
+             convert.plan_folder("Y", str(bad), str(tmp_path / "new/deeper/y.tfrecords"))]
     with pytest.raises(UserError, match="no usable image"):
-        build.build_all(plans)
+        convert.build_all(plans)
     assert not (tmp_path / "new").exists()
 
 
@@ -110,8 +110,8 @@ def test_same_file_for_x_and_y_is_refused(tmp_path: Path) -> None:
                                         ("o/a-00000-of-00002", "o/a", 1)])
 def test_outputs_sharing_a_shard_are_refused(tmp_path: Path, a: str, b: str, shards: int) -> None:
     with pytest.raises(UserError, match="both write"):
-        build.check_outputs([("--X_output_file", str(tmp_path / a)), ("--Y_output_file", str(tmp_path / b))], shards)
-    build.check_outputs([("--X_output_file", str(tmp_path / "o/a")), ("--Y_output_file", str(tmp_path / "o/ab"))], 2)
+        convert.check_outputs([("--X_output_file", str(tmp_path / a)), ("--Y_output_file", str(tmp_path / b))], shards)
+    convert.check_outputs([("--X_output_file", str(tmp_path / "o/a")), ("--Y_output_file", str(tmp_path / "o/ab"))], 2)
 
 
 # 3. More shards than images.
@@ -129,7 +129,7 @@ def test_more_shards_than_usable_images_keeps_the_previous_output(tmp_path: Path
     x = images(tmp_path / "X", 1)
     write_bad(x, "truncated"), write_bad(x, "empty")
     with pytest.raises(UserError, match="only 1 usable image"):
-        build.build_folder("X", str(x), str(out / "x.tfrecords"), num_shards=2)
+        convert.build_folder("X", str(x), str(out / "x.tfrecords"), num_shards=2)
     assert tree(out) == before and not temporaries(out)
 
 
@@ -165,7 +165,7 @@ def test_file_name_not_utf8_is_stored_as_its_bytes(tmp_path: Path) -> None:
 def test_broken_symlink_is_a_warning_and_counted(tmp_path: Path, capsys) -> None:
     x = images(tmp_path / "X", 2)
     (x / "gone.png").symlink_to(tmp_path / "deleted.png")
-    summary = build.build_folder("X", str(x), str(tmp_path / "x.tfrecords"))
+    summary = convert.build_folder("X", str(x), str(tmp_path / "x.tfrecords"))
     assert summary.written == 2 and summary.skipped == {"broken symlink": 1} and "skipped 1" in summary.line()
     warnings = [line for line in capsys.readouterr().err.splitlines() if "gone.png" in line]
     assert len(warnings) == 1 and "broken symlink" in warnings[0] and "skipped" in warnings[0]
@@ -228,7 +228,7 @@ def test_dead_runs_temporaries_are_removed_and_nothing_else(tmp_path: Path) -> N
     kept = [f".other.tfrecords.tmp-{dead.pid}", ".x.tfrecords.tmp-1", "x.tfrecords.notes"]  # pid 1 is alive
     for name in stale + kept:
         (out / name).write_bytes(b"left over")
-    build.build_folder("X", str(images(tmp_path / "X", 2)), str(out / "x.tfrecords"))
+    convert.build_folder("X", str(images(tmp_path / "X", 2)), str(out / "x.tfrecords"))
     assert sorted(p.name for p in out.iterdir()) == sorted([*kept, "x.tfrecords"])
 
 

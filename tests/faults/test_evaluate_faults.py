@@ -11,9 +11,9 @@ import pytest
 from conftest import write_kind
 from harness import cli, error_line
 
-from cyclegan_tf import evaluate
+from cyclegan_tf.deploy.savedmodel import export
 from cyclegan_tf.errors import UserError
-from cyclegan_tf.export import export
+from cyclegan_tf.evaluation import score
 
 
 def _folder(path: Path, n: int) -> Path:
@@ -28,19 +28,19 @@ def test_one_image_is_a_one_line_error_not_a_hang(tmp_path: Path) -> None:
     r = cli("cyclegan_tf.evaluate", "--generated", str(one), "--real", str(three), cwd=tmp_path, timeout=120)
     error_line(r, f"error: {one}: FID/KID need at least 2 images per set, found 1")
     with pytest.raises(UserError, match=re.escape(f"{one}: FID/KID need at least 2 images per set, found 1")):
-        evaluate.evaluate(three, real=one)
-    assert evaluate.evaluate(one, truth=one)["psnr"] > 100  # paired scores need no second image
+        score.evaluate(three, real=one)
+    assert score.evaluate(one, truth=one)["psnr"] > 100  # paired scores need no second image
 
 
 def test_fid_and_kid_refuse_one_sample_and_never_hang_on_nan() -> None:
     a = np.random.default_rng(0).normal(size=(5, 64))
     with pytest.raises(ValueError, match="at least 2"):
-        evaluate.fid(a[:1], a)
+        score.fid(a[:1], a)
     with pytest.raises(ValueError, match="at least 2"):
-        evaluate.kid(a, a[:1])
+        score.kid(a, a[:1])
     nan = a.copy()
     nan[0, 0] = np.nan
-    assert np.isnan(evaluate.fid(nan, a))  # scipy's sqrtm would never return on this
+    assert np.isnan(score.fid(nan, a))  # scipy's sqrtm would never return on this
 
 
 def test_damaged_model_is_one_line(trained_run: Path, tmp_path: Path) -> None:

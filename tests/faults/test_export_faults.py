@@ -28,8 +28,8 @@ from harness import (
 )
 
 from cyclegan_tf import networks
+from cyclegan_tf.deploy.savedmodel import Translator, export, export_targets, mirror_indices, model_name, tidy
 from cyclegan_tf.errors import UserError
-from cyclegan_tf.export import Translator, export, export_targets, mirror_indices, model_name, tidy
 
 DEAD_PID = dead_pid()  # the id of a process that is gone
 

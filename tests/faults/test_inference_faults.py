@@ -19,9 +19,9 @@ from conftest import write_kind
 from harness import ENV, cli, command, dead_pid, error_line, fill, quiet, small_disk, temporaries
 from PIL import Image
 
+from cyclegan_tf.deploy.savedmodel import export
+from cyclegan_tf.deploy.translate import run, timed_run
 from cyclegan_tf.errors import UserError
-from cyclegan_tf.export import export
-from cyclegan_tf.inference import run, timed_run
 
 DEAD_PID = dead_pid()  # the id of a process that is gone
 

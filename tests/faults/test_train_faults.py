@@ -28,11 +28,12 @@ from harness import (
     tree,
 )
 
-from cyclegan_tf import records, runs
 from cyclegan_tf.config import TrainConfig
+from cyclegan_tf.data import records
+from cyclegan_tf.data.imagefiles import ImageRecord
 from cyclegan_tf.errors import UserError
-from cyclegan_tf.imagefiles import ImageRecord
-from cyclegan_tf.loop import train
+from cyclegan_tf.training import runs
+from cyclegan_tf.training.loop import train
 
 TINY = dict(image_size=32, load_size=36, netG="resnet_6blocks", ngf=4, ndf=4, pool_size=2, log_every=1,
             summary_every=100)

@@ -9,13 +9,14 @@ import tensorflow as tf
 from conftest import photo_to_labels_error, scene_records, texture_records
 from numerics import network_atol
 
-from cyclegan_tf import export, models
+from cyclegan_tf import models
 from cyclegan_tf.config import TrainConfig
-from cyclegan_tf.distribute import make_strategy
+from cyclegan_tf.deploy import savedmodel
 from cyclegan_tf.errors import UserError
-from cyclegan_tf.loop import train
 from cyclegan_tf.models.cut import CUT, FastCUT
-from cyclegan_tf.runs import restore_generators
+from cyclegan_tf.training.loop import train
+from cyclegan_tf.training.runs import restore_generators
+from cyclegan_tf.training.strategy import make_strategy
 
 TINY = dict(image_size=32, load_size=36, netG="resnet_6blocks", ngf=4, ndf=4, seed=1, num_patches=64)
 
@@ -126,7 +127,7 @@ def test_resume_equals_an_uninterrupted_run(records: dict, tmp_path: Path) -> No
     for k in a:
         np.testing.assert_array_equal(a[k], b[k], err_msg=k)
     # export_graph.py's export: the one generator, X→Y, as the run's G
-    loaded = tf.saved_model.load(str(export.export(whole, "XtoY", tmp_path / "x2y")))
+    loaded = tf.saved_model.load(str(savedmodel.export(whole, "XtoY", tmp_path / "x2y")))
     G = restore_generators(whole)[0]["G"]
     pixels = tf.random.stateless_uniform([1, 32, 32, 3], [3, 0], 0, 255)
     expected = np.clip((G(pixels / 127.5 - 1, training=False).numpy() + 1) * 127.5, 0, 255)
@@ -135,7 +136,7 @@ def test_resume_equals_an_uninterrupted_run(records: dict, tmp_path: Path) -> No
     odd = tf.random.stateless_uniform([1, 33, 45, 3], [4, 0], 0, 255)  # any size: padded to a multiple of 4
     assert loaded.translate(odd)["images"].shape == (1, 33, 45, 3)
     with pytest.raises(UserError, match="fastcut run: it exports XtoY, not YtoX"):
-        export.export(whole, "YtoX", tmp_path / "nothing")
+        savedmodel.export(whole, "YtoX", tmp_path / "nothing")
 
 
 @pytest.mark.parametrize("bad, message", [({"netG": "unet_128"}, "--netG=unet_128: CUT's PatchNCE layers"),

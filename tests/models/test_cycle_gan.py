@@ -4,8 +4,8 @@ import tensorflow as tf
 from numerics import network_atol
 
 from cyclegan_tf.config import TrainConfig
-from cyclegan_tf.models.base import LinearDecay, schedule_steps
 from cyclegan_tf.models.cycle_gan import CycleGAN
+from cyclegan_tf.models.optim import LinearDecay, schedule_steps
 
 LOSS_NAMES = CycleGAN.loss_names
 SMALL = dict(image_size=32, netG="resnet_6blocks", ngf=4, ndf=4, pool_size=4, seed=3)
@@ -131,7 +131,7 @@ def test_ghmc_step_and_its_statistics_in_the_checkpoint(tmp_path) -> None:
     model = CycleGAN(cfg, steps_per_epoch=10, global_batch=2)
     loss = model.make_train_step(tf.distribute.get_strategy())(batch(2, 1), batch(2, 2))
     assert bool(loss["finite"]) and float(loss["D_X"]) > 0 and float(loss["D_Y"]) > 0
-    counts = {n: model.ghm[n].numpy() for n in ("D_X", "D_Y")}
+    counts = {n: model.adversarial.ghm[n].numpy() for n in ("D_X", "D_Y")}
     for c in counts.values():  # 2 real + 2 fake score maps of 2 × 2, after one step: (1 − 0.75) · 16
         assert c.shape == (1, 10) and float(c.sum()) == 0.25 * 16
     checkpoint = model.checkpoint()
@@ -142,4 +142,4 @@ def test_ghmc_step_and_its_statistics_in_the_checkpoint(tmp_path) -> None:
     fresh = CycleGAN(cfg, steps_per_epoch=10, global_batch=2)
     fresh.checkpoint().restore(path).assert_existing_objects_matched()
     for n, c in counts.items():
-        np.testing.assert_array_equal(fresh.ghm[n].numpy(), c)
+        np.testing.assert_array_equal(fresh.adversarial.ghm[n].numpy(), c)

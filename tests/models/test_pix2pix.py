@@ -10,13 +10,15 @@ import pytest
 import tensorflow as tf
 from conftest import ROOT, shapescapes_pairs
 
-from cyclegan_tf import build, evaluate, export, inference
 from cyclegan_tf.config import TrainConfig
+from cyclegan_tf.data import convert
+from cyclegan_tf.deploy import savedmodel, translate
 from cyclegan_tf.errors import UserError
-from cyclegan_tf.loop import train
+from cyclegan_tf.evaluation import score
 from cyclegan_tf.models.cycle_gan import CycleGAN
 from cyclegan_tf.models.pix2pix import Pix2Pix
-from cyclegan_tf.runs import restore_generators
+from cyclegan_tf.training.loop import train
+from cyclegan_tf.training.runs import restore_generators
 
 # unet_128 needs sides divisible by 128; ngf 4 keeps it cheap.
 TINY = dict(model="pix2pix", image_size=128, load_size=136, netG="unet_128", ngf=4, ndf=4, seed=1)
@@ -107,17 +109,17 @@ def test_learns_labels_to_photo_beyond_the_identity_baseline(pairs: dict, tmp_pa
     cfg = TrainConfig(**{**TINY, "ngf": 8, "ndf": 8}, X=pairs["records"], checkpoint_dir=str(run), max_steps=200,
                       log_every=50, summary_every=100)
     assert train(cfg) == 0
-    model = export.export(run, "XtoY", tmp_path / "labels2photo")
+    model = savedmodel.export(run, "XtoY", tmp_path / "labels2photo")
     loaded = tf.saved_model.load(str(model))
     assert loaded.direction.numpy() == b"AtoB" and int(loaded.train_step.numpy()) == 200
-    inference.run(str(model), str(pairs["data"] / "testA"), str(tmp_path / "out"), fmt="png")
+    translate.run(str(model), str(pairs["data"] / "testA"), str(tmp_path / "out"), fmt="png")
     truth = pairs["data"] / "testB"
-    learned = evaluate.evaluate(tmp_path / "out", truth=truth)
-    identity = evaluate.evaluate(pairs["data"] / "testA", truth=truth)
+    learned = score.evaluate(tmp_path / "out", truth=truth)
+    identity = score.evaluate(pairs["data"] / "testA", truth=truth)
     # Measured: PSNR 19.5 dB vs 9.4, SSIM 0.32 vs 0.26 (a label map is nothing like its photo).
     assert learned["psnr"] > identity["psnr"] + 5 and learned["ssim"] > identity["ssim"], (learned, identity)
     with pytest.raises(UserError, match="pix2pix run: it exports XtoY, not YtoX"):
-        export.export(run, "YtoX", tmp_path / "nothing")
+        savedmodel.export(run, "YtoX", tmp_path / "nothing")
     nets = restore_generators(run)[0]
     assert list(nets) == ["G"] and nets["G"].count_params() > 0
 
@@ -142,7 +144,7 @@ def test_command_line_training_export_and_one_line_errors(pairs: dict, tmp_path:
     assert not (tmp_path / "exports" / "photo2labels").exists()
 
     unpaired = tmp_path / "unpaired.tfrecords"
-    build.build_folder("A", str(pairs["data"] / "testA"), str(unpaired))
+    convert.build_folder("A", str(pairs["data"] / "testA"), str(unpaired))
     for bad, message in ((["--Y=" + str(unpaired)], "--Y="), ([f"--X={unpaired}"], "image_B/encoded"),
                          (["--norm=instance", f"--load_model={tmp_path / 'run'}"], "--norm=instance does not match")):
         done = run_tool("train.py", *args, *bad, f"--checkpoint_dir={tmp_path / 'bad'}")

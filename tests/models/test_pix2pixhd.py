@@ -14,14 +14,17 @@ import tensorflow as tf
 from conftest import ROOT, shapescapes_pairs
 from numerics import network_atol
 
-from cyclegan_tf import api, evaluate, export, inference, losses, networks
+from cyclegan_tf import api, networks
 from cyclegan_tf.config import TrainConfig
-from cyclegan_tf.datasets import shapescapes
-from cyclegan_tf.distribute import make_strategy
+from cyclegan_tf.data import shapescapes
+from cyclegan_tf.deploy import savedmodel, translate
 from cyclegan_tf.errors import UserError
-from cyclegan_tf.loop import train
+from cyclegan_tf.evaluation import score
+from cyclegan_tf.models import losses
 from cyclegan_tf.models.pix2pixhd import Pix2PixHD
-from cyclegan_tf.runs import open_networks, restore_generators, restore_networks
+from cyclegan_tf.training.loop import train
+from cyclegan_tf.training.runs import open_networks, restore_generators, restore_networks
+from cyclegan_tf.training.strategy import make_strategy
 
 PALETTE = ";".join(",".join(str(int(v)) for v in c) for c in shapescapes.PALETTE)
 TINY = dict(model="pix2pixhd", image_size=32, load_size=36, preprocess="resize_and_crop", ngf=4, ndf=4,
@@ -165,7 +168,7 @@ def test_staged_training_global_then_local_resumes_exactly_and_exports_labels(pa
         np.testing.assert_array_equal(a[k], b[k], err_msg=k)
 
     # The export encodes the label map itself: a user gives the label PNG as it is, at any size.
-    target = export.export(whole, "XtoY", tmp_path / "labels2photo")
+    target = savedmodel.export(whole, "XtoY", tmp_path / "labels2photo")
     G = restore_generators(whole)[0]["G"]
     x = labels(1, 64, seed=5)
     loaded = tf.saved_model.load(str(target))  # kept: its functions need its variables
@@ -174,7 +177,7 @@ def test_staged_training_global_then_local_resumes_exactly_and_exports_labels(pa
     np.testing.assert_allclose(out, np.clip(expected, 0, 255), atol=127.5 * network_atol(G))  # Winograd vs plain
     import onnxruntime  # the export converts: label encoder (argmin, one-hot) and pix2pixHD's pooling included
 
-    session = onnxruntime.InferenceSession(str(export.to_onnx(target, tmp_path / "labels2photo.onnx")))
+    session = onnxruntime.InferenceSession(str(savedmodel.to_onnx(target, tmp_path / "labels2photo.onnx")))
     onnx_out = session.run(None, {session.get_inputs()[0].name: ((x + 1.0) * 127.5).numpy()})[0]
     np.testing.assert_allclose(onnx_out, out, atol=0.05)
     from_api = api.translate(api.load_generators(whole)["G"], np.round((x[0].numpy() + 1) * 127.5).astype(np.uint8))
@@ -182,7 +185,7 @@ def test_staged_training_global_then_local_resumes_exactly_and_exports_labels(pa
     label_png = sorted((pairs["data"] / "testA").glob("*.png"))[0]
     odd = tmp_path / "odd.png"
     keras.utils.load_img(label_png).resize((45, 37), 0).save(odd)  # nearest: still labels
-    inference.run(str(target), str(odd), str(tmp_path / "out.png"))
+    translate.run(str(target), str(odd), str(tmp_path / "out.png"))
     assert keras.utils.load_img(tmp_path / "out.png").size == (45, 37)
 
 
@@ -217,11 +220,11 @@ def test_learns_labels_to_photo_beyond_the_identity_baseline(pairs: dict, tmp_pa
     cfg = run_config(X=pairs["records"], checkpoint_dir=str(run), ngf=8, ndf=8, max_steps=200, log_every=50,
                      summary_every=100, load_size=32)
     assert train(cfg) == 0
-    target = export.export(run, "XtoY", tmp_path / "labels2photo")
-    inference.run(str(target), str(pairs["data"] / "testA"), str(tmp_path / "out"), fmt="png")
+    target = savedmodel.export(run, "XtoY", tmp_path / "labels2photo")
+    translate.run(str(target), str(pairs["data"] / "testA"), str(tmp_path / "out"), fmt="png")
     truth = pairs["data"] / "testB"
-    learned = evaluate.evaluate(tmp_path / "out", truth=truth)
-    identity = evaluate.evaluate(pairs["data"] / "testA", truth=truth)
+    learned = score.evaluate(tmp_path / "out", truth=truth)
+    identity = score.evaluate(pairs["data"] / "testA", truth=truth)
     # Measured: PSNR 16.8 dB against the label maps' 8.7. (SSIM 0.13 against 0.18: without pix2pix's L1 term
     # the photo's random texture is synthesised, not averaged, and the label map shares the truth's edges.)
     assert learned["psnr"] > identity["psnr"] + 5, (learned, identity)

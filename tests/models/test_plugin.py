@@ -18,8 +18,9 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from cyclegan_tf import build, models, networks, synthetic
+from cyclegan_tf import models, networks
 from cyclegan_tf.config import TrainConfig
+from cyclegan_tf.data import convert, synthetic
 from cyclegan_tf.models.base import Model
 from cyclegan_tf.options import Option
 
@@ -65,7 +66,7 @@ def records(tmp_path_factory) -> dict[str, Path]:
     tmp = tmp_path_factory.mktemp("plugin")
     for d, seed in (("X", 0), ("Y", 1)):
         synthetic.write_folder(synthetic.textures(4, 40, seed), tmp / d)
-        build.build_folder(d, str(tmp / d), str(tmp / f"{d}.tfrecords"))
+        convert.build_folder(d, str(tmp / d), str(tmp / f"{d}.tfrecords"))
     return {"X": tmp / "X.tfrecords", "Y": tmp / "Y.tfrecords", "image": next((tmp / "X").iterdir())}
 
 

@@ -1,1 +1,0 @@
-"""Datasets that are generated offline (nothing is downloaded)."""

@@ -1,0 +1,3 @@
+"""Deploying a trained generator: the SavedModel export and its ONNX and frozen-graph forms (`savedmodel`),
+LiteRT files (`litert`), translating image files with an export (`translate`: inference.py), large images
+in tiles (`tiling`) and the browser page (`web`: `python -m cyclegan_tf.web`)."""

@@ -1,0 +1,336 @@
+"""Exporting one generator (G: X→Y or F: Y→X) as a SavedModel that needs only TensorFlow.
+
+Signatures:
+  serving_default  encoded images (string [N]: JPEG/PNG/BMP/GIF bytes) → PNG bytes (string [N]), each
+                   at its input's size; the form TensorFlow Serving's REST API takes (`{"b64": ...}`).
+  translate        float32 [N, H, W, 3] in [0, 255] → float32 [N, H, W, 3] in [0, 255].
+  statistics       float32 [1, H, W, 3] → float32 [K]: every test-time norm layer's per-channel mean and variance
+                   on that image (networks.NormStatistics), and
+  translate_with_statistics  images and those K statistics → translate's output, every norm layer using the
+                   given statistics instead of each image's own: the tiles of a large image translated as the
+                   whole image would be (inference.py --tile --norm_stats global). Not in square-mode exports.
+Any H, W ≥ 1: the graph mirror-pads to the multiple the generator needs (mirroring as often as a small
+image requires) and crops back; or, with image_size > 0, resizes to that square and back (vanhuyz's
+behaviour). The training flags, the training step and the direction (XtoY or YtoX; a paired run's AtoB or
+BtoA) are stored as variables: `m.flags_json`, `m.train_step`, `m.direction`, the compute type as
+`m.precision` (fp32, bf16, fp16), and how a resized input must be resized as `m.input_resize` (bicubic, or
+nearest for label maps). The generator's weights are constants of the graph (ConstantWeights), not variables.
+
+An export is written under `.NAME.tmp-PID` and swapped in whole; only a folder that is recognisably an
+export (SavedModel files and nothing else) or an empty one is ever replaced.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Iterable
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from cyclegan_tf.atomic import atomic_path, remove_stale, restore_set_aside, swap_in, temp_name
+from cyclegan_tf.errors import UserError, disk_failure
+from cyclegan_tf.networks import direct_convs, norm_statistics
+from cyclegan_tf.options import PRECISIONS
+from cyclegan_tf.training.runs import restore_generators
+
+EXPORT_ENTRIES = frozenset({"saved_model.pb", "fingerprint.pb", "variables", "assets"})
+
+
+# Up to this many bytes of weights, an export holds them as constants of its graph (ConstantWeights); beyond,
+# as variables, since saved_model.pb, where constants live, is a protobuf and cannot exceed 2 GB.
+CONSTANT_WEIGHTS_LIMIT = 1 << 30
+
+
+class ConstantWeights:
+    """A generator that reads its weights from constants of the graph instead of its variables (Keras'
+    stateless_call). oneDNN, TensorFlow's CPU convolution library, reorders a constant filter into its
+    blocked layout once and keeps it; a variable's it reorders at every call, which made an export's
+    translation a fifth slower (docs/benchmarks.md). The constants are made by one function (`weights`)
+    that every signature calls, so a SavedModel stores them once."""
+
+    def __init__(self, generator: keras.Model) -> None:
+        self.generator = generator
+        trainable = [v.numpy() for v in generator.trainable_variables]
+        non_trainable = [v.numpy() for v in generator.non_trainable_variables]
+        self.weights = tf.function(lambda: ([tf.constant(a) for a in trainable],
+                                            [tf.constant(a) for a in non_trainable]), input_signature=[])
+
+    def __call__(self, x: tf.Tensor, training: bool = False) -> tf.Tensor:
+        trainable, non_trainable = self.weights()
+        return self.generator.stateless_call(trainable, non_trainable, x, training=training)[0]
+
+
+def weight_bytes(model: keras.Model) -> int:
+    return sum(int(np.prod(v.shape)) * tf.as_dtype(v.dtype).size for v in model.weights)
+
+
+class Translator(tf.Module):
+    def __init__(self, generator: keras.Model, multiple: int, image_size: int, flags: dict, step: int,
+                 direction: str, precision: str = "fp32", min_side: int | None = None, resize: str = "bicubic",
+                 constant_weights: bool = False) -> None:
+        """`constant_weights`: the graph holds the generator's weights as constants (ConstantWeights), as
+        they are now, if they fit under CONSTANT_WEIGHTS_LIMIT; otherwise it reads its variables."""
+        super().__init__(name=f"translator_{direction}")
+        if constant_weights and weight_bytes(generator) <= CONSTANT_WEIGHTS_LIMIT:
+            generator = ConstantWeights(generator)  # not a Trackable: a SavedModel saves no variables of it
+        self.generator, self.multiple, self.image_size = generator, multiple, image_size
+        self.resize = resize  # of the input in the square mode: nearest for label maps
+        self.input_resize = tf.Variable(resize, trainable=False, name="input_resize")
+        self.min_side = min_side or smallest_side(self.generator, multiple)
+        self.flags_json = tf.Variable(json.dumps(flags, sort_keys=True), trainable=False, name="flags_json")
+        self.train_step = tf.Variable(step, dtype=tf.int64, trainable=False, name="train_step")
+        self.direction = tf.Variable(direction, trainable=False, name="direction")
+        self.precision = tf.Variable(precision, trainable=False, name="precision")
+
+    def _run(self, x: tf.Tensor) -> tf.Tensor:
+        h, w = tf.shape(x)[1], tf.shape(x)[2]
+        if self.image_size > 0:
+            x = tf.image.resize(x, [self.image_size, self.image_size], method=self.resize,
+                                antialias=self.resize == "bicubic")
+            return tf.image.resize(self.generator(x, training=False), [h, w], method="bicubic", antialias=True)
+        m = self.multiple
+        ph = tf.maximum((h + m - 1) // m * m, self.min_side) - h
+        pw = tf.maximum((w + m - 1) // m * m, self.min_side) - w
+        x = tf.gather(x, mirror_indices(h, ph // 2, ph - ph // 2), axis=1)
+        x = tf.gather(x, mirror_indices(w, pw // 2, pw - pw // 2), axis=2)
+        y = self.generator(x, training=False)
+        return y[:, ph // 2:ph // 2 + h, pw // 2:pw // 2 + w, :]
+
+    def _translated(self, images: tf.Tensor) -> dict[str, tf.Tensor]:
+        return {"images": _pixels(self._run(images / 127.5 - 1.0))}
+
+    @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32, name="images")])
+    def translate(self, images: tf.Tensor) -> dict[str, tf.Tensor]:
+        return self._translated(images)
+
+    @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32, name="images")])
+    def translate_portable(self, images: tf.Tensor) -> dict[str, tf.Tensor]:
+        """`translate` with direct convs only (networks.direct_convs): the graph LiteRT and ONNX convert,
+        and the faster one where the convolutions are cuDNN's (not measured: no GPU here)."""
+        with direct_convs():
+            return self._translated(images)
+
+    @tf.function(input_signature=[tf.TensorSpec([1, None, None, 3], tf.float32, name="images")])
+    def statistics(self, images: tf.Tensor) -> dict[str, tf.Tensor]:
+        with norm_statistics() as stats:
+            self._run(images / 127.5 - 1.0)
+        return {"statistics": stats.vector()}
+
+    @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32, name="images"),
+                                  tf.TensorSpec([None], tf.float32, name="statistics")])
+    def translate_with_statistics(self, images: tf.Tensor, statistics: tf.Tensor) -> dict[str, tf.Tensor]:
+        with norm_statistics(statistics):
+            return self._translated(images)
+
+    def signatures(self) -> dict[str, tf.types.experimental.ConcreteFunction]:
+        signatures = {"serving_default": self.serve, "translate": self.translate}
+        if not self.image_size:  # tiles of a large image, normalised as the whole image (inference.py --tile)
+            signatures.update(statistics=self.statistics, translate_with_statistics=self.translate_with_statistics)
+        return signatures
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")])
+    def serve(self, image_bytes: tf.Tensor) -> dict[str, tf.Tensor]:
+        def one(data: tf.Tensor) -> tf.Tensor:
+            img = tf.io.decode_image(data, channels=3, expand_animations=False)
+            img.set_shape([None, None, 3])
+            out = self.translate(tf.cast(img, tf.float32)[None])["images"][0]
+            return tf.io.encode_png(tf.cast(tf.round(out), tf.uint8))
+
+        return {"image_bytes": tf.map_fn(one, image_bytes, fn_output_signature=tf.string)}
+
+
+def _pixels(y: tf.Tensor) -> tf.Tensor:
+    """A generator's output in [-1, 1] as float32 pixels in [0, 255]."""
+    return tf.clip_by_value((tf.cast(y, tf.float32) + 1.0) * 127.5, 0.0, 255.0)
+
+
+def mirror_indices(n: tf.Tensor | int, before: tf.Tensor | int, after: tf.Tensor | int) -> tf.Tensor:
+    """Row (or column) indices of a symmetric padding by `before` and `after`: what tf.pad's SYMMETRIC
+    mode gives, but for any amount, since the image repeats mirrored as often as needed (SYMMETRIC refuses
+    a pad larger than the side, e.g. a 1×1 image padded to a ResNet's 8×8)."""
+    i = tf.math.floormod(tf.range(-before, n + after), 2 * n)
+    return tf.where(i < n, i, 2 * n - 1 - i)
+
+
+def smallest_side(generator: keras.Model, multiple: int) -> int:
+    """The smallest square multiple of `multiple` the generator accepts: a ResNet's reflection pads need
+    2 px at its 1/4-size bottleneck, so 8 and not 4; a U-Net takes its multiple itself."""
+    for side in range(multiple, 8 * multiple + 1, multiple):
+        try:
+            generator(tf.zeros([1, side, side, 3]), training=False)
+            return side
+        except tf.errors.InvalidArgumentError:
+            continue
+    return multiple
+
+
+def model_name(value: str) -> str:
+    """vanhuyz wrote `man2woman.pb`; a SavedModel is a folder, so the name without .pb names it."""
+    return value[:-3] if value.endswith(".pb") and len(value) > 3 else value
+
+
+def export_targets(names: dict[str, str], exported: Iterable[str], export_dir: str | Path) -> dict[str, Path]:
+    """direction → export folder for the directions a run exports whose --<direction>_model is not empty.
+    Checked before anything is written: a name that leaves export_dir, nothing to export, or two exports
+    sharing (or nesting in) one folder are errors."""
+    exported = list(exported)
+    chosen = {d: names[d] for d in exported if names.get(d)}
+    if not chosen:
+        flags = " and ".join(f"--{d}_model" for d in exported)
+        raise UserError(f"nothing to export: {flags} {'is' if len(exported) == 1 else 'are'} empty"
+                        + ("" if len(exported) > 1 else f" (the run exports only {exported[0]})"))
+    targets = {d: _inside(export_dir, value, f"--{d}_model") for d, value in chosen.items()}
+    if len(targets) == 2:
+        (a, pa), (b, pb) = targets.items()
+        if pa == pb or pa in pb.parents or pb in pa.parents:
+            raise UserError(f"--{a}_model={chosen[a]} and --{b}_model={chosen[b]}: the two exports need "
+                            f"separate folders ({pa} and {pb})")
+    return targets
+
+
+def _inside(export_dir: str | Path, value: str, flag: str) -> Path:
+    """export_dir/NAME; a NAME with folders stays inside export_dir (sub/man2woman is fine, ../x is not)."""
+    rel = os.path.normpath(model_name(value))
+    if os.path.isabs(rel) or rel in (".", "..") or rel.startswith(".." + os.sep):
+        raise UserError(f"{flag}={value}: name a folder inside --export_dir={export_dir} "
+                        "(no absolute path, no '..'); --export_dir chooses where exports go")
+    return Path(export_dir) / rel
+
+
+def check_target(target: Path) -> None:
+    """Refuses to replace anything but an export of ours (or an empty folder): replacing deletes it."""
+    if target.is_symlink() or (target.exists() and not target.is_dir()):
+        raise UserError(f"{target}: exists and is not an export folder; nothing was changed "
+                        "(move it away or choose another name)")
+    if not target.is_dir():
+        return
+    try:
+        entries = set(os.listdir(target))
+    except OSError as e:
+        raise UserError(f"{target}: cannot read it ({e.strerror}); nothing was changed") from None
+    if entries and ("saved_model.pb" not in entries or not entries <= EXPORT_ENTRIES):
+        other = sorted(entries - EXPORT_ENTRIES) or ["no saved_model.pb"]
+        raise UserError(f"{target}: a folder that is not an export of export_graph.py ({', '.join(other[:3])}); "
+                        "nothing was changed (move it away or choose another name)")
+
+
+def tidy(target: Path) -> None:
+    """Clears what a killed export of `target` left: a previous export that was set aside goes back under
+    its name if the name is empty, then the dead process's temporary folders are deleted."""
+    restore_set_aside(target, lambda old: (old / "saved_model.pb").is_file())
+    remove_stale(target)
+
+
+def write(run: str | Path, direction: str, target: str | Path, image_size: int = 0,
+          precision: str = "fp32", checkpoint: str = "latest") -> Path:
+    """Writes the export of `direction` from the run's checkpoint `checkpoint` (latest, best or a step)
+    beside `target` under its temporary name and returns that folder; `commit` puts it in place. Nothing
+    under `target` is touched."""
+    if precision not in PRECISIONS:
+        raise UserError(f"--precision={precision}: choose {', '.join(PRECISIONS)}")
+    target = Path(target)
+    check_target(target)
+    nets, cfg, model_cls, step = restore_generators(run, precision=precision, which=checkpoint)
+    if direction not in model_cls.exports:
+        raise UserError(f"{run} is a {cfg.model} run: it exports {', '.join(model_cls.exports)}, not {direction}")
+    multiple = model_cls.input_multiple(cfg)
+    if image_size and image_size % multiple:
+        raise UserError(f"--image_size={image_size}: {cfg.netG} needs a multiple of {multiple}")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UserError(f"cannot create {target.parent}: {e.strerror}") from None
+    if not os.access(target.parent, os.W_OK):
+        raise UserError(f"cannot write to {target.parent}: permission denied")
+    tidy(target)
+    module = Translator(model_cls.exported_network(cfg, nets, direction), multiple, image_size, cfg.as_flags(), step,
+                        model_cls.exported_direction(cfg, direction), precision,
+                        resize="nearest" if model_cls.input_is_labels(cfg) else "bicubic", constant_weights=True)
+    tmp = temp_name(target)
+    try:
+        tf.saved_model.save(module, str(tmp), signatures=module.signatures())
+    except BaseException as e:
+        discard(tmp)
+        failure = disk_failure(e, target)
+        if failure is not None:
+            raise failure from None
+        raise
+    return tmp
+
+
+def commit(tmp: Path, target: Path) -> Path:
+    """Puts the export written at `tmp` under `target` in one step, so that at any moment (even after a
+    kill) the name holds the previous export or the new one, whole. The previous one is left at `tmp`
+    for the caller's `discard`."""
+    check_target(target)  # again: something may have appeared under the name while the export was written
+    swap_in(tmp, target)
+    return target
+
+
+def discard(tmp: Path) -> None:
+    """Deletes one of our temporary folders."""
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
+def export(run: str | Path, direction: str, target: str | Path, image_size: int = 0, precision: str = "fp32") -> Path:
+    """Writes the SavedModel of the generator a run's model declares for `direction` (XtoY: G, YtoX: F);
+    replaces `target` atomically if it is a previous export, and refuses any other folder or file there.
+    A paired run stores its own direction (AtoB or BtoA). `precision` bf16 or fp16 makes the graph compute
+    in that type (inputs and outputs stay float32)."""
+    tmp = write(run, direction, target, image_size, precision)
+    try:
+        return commit(tmp, Path(target))
+    finally:
+        discard(tmp)
+
+
+def portable(loaded):
+    """An export's translation for converters: `translate_portable`, or the `translate` signature of an
+    export written before it existed."""
+    return getattr(loaded, "translate_portable", None) or loaded.signatures["translate"]
+
+
+def to_onnx(saved_model: Path, output: Path) -> Path:
+    """The translation of an export (`portable`) as ONNX (NHWC float32 in [0, 255]), through tf2onnx."""
+    try:
+        import tf2onnx
+    except ImportError:
+        raise UserError("--onnx needs tf2onnx: pip install 'cyclegan_tf[onnx]'") from None
+    loaded = tf.saved_model.load(str(saved_model))  # kept referenced: its variables die with it
+    spec = [tf.TensorSpec([None, None, None, 3], tf.float32, name="images")]
+    remove_stale(output)
+    try:
+        with atomic_path(output) as tmp:
+            fn = tf.function(lambda images: portable(loaded)(images=images)["images"])
+            tf2onnx.convert.from_function(fn, input_signature=spec, opset=17, output_path=str(tmp))
+    except Exception as e:  # noqa: BLE001 - tf2onnx raises many kinds for an unsupported graph
+        raise UserError(f"ONNX conversion of {saved_model} failed: {str(e).splitlines()[0][:300]}") from None
+    return output
+
+
+def to_frozen_graph(saved_model: Path, output: Path, size: int) -> Path:
+    """The export as vanhuyz's frozen GraphDef, for TF1 code written against his `.pb` files: variables
+    folded into constants, placeholder `input_image` (float32 [size, size, 3] in [-1, 1]) → `output_image`
+    (the translation as JPEG bytes), so `import_graph_def(..., input_map={'input_image': x},
+    return_elements=['output_image:0'])` runs it unchanged."""
+    from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
+
+    loaded = tf.saved_model.load(str(saved_model))
+
+    @tf.function(input_signature=[tf.TensorSpec([size, size, 3], tf.float32, name="input_image")])
+    def frozen(input_image: tf.Tensor) -> tf.Tensor:
+        y = loaded.translate(images=(input_image[None] + 1.0) * 127.5)["images"][0]
+        return tf.io.encode_jpeg(tf.cast(tf.round(y), tf.uint8))
+
+    graph = convert_variables_to_constants_v2(frozen.get_concrete_function()).graph
+    graph_def = graph.as_graph_def()
+    out = graph_def.node.add(name="output_image", op="Identity", input=[graph.outputs[0].op.name])
+    out.attr["T"].type = tf.string.as_datatype_enum
+    remove_stale(output)
+    with atomic_path(output) as tmp:
+        Path(tmp).write_bytes(graph_def.SerializeToString())
+    return output

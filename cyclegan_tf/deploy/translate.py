@@ -1,0 +1,304 @@
+"""Translating image files with an exported SavedModel: one file, a folder, or a glob.
+
+Only TensorFlow's saved_model API is used on the model, so any export (ours, or copied elsewhere)
+works. Inputs are decoded with PIL (every format build_data.py takes, EXIF rotation applied),
+images of the same size are batched, and each output is written to a temporary name and renamed
+(leftovers of a killed run are removed first). In folder mode an image the model cannot translate
+(an older export refuses images under its generator's minimum size) is skipped with a warning.
+"""
+from __future__ import annotations
+
+import glob
+import html
+import os
+import shutil
+import sys
+import time
+import urllib.parse
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+from PIL import Image
+from tqdm import tqdm
+
+from cyclegan_tf.atomic import atomic_path, remove_stale, write_text
+from cyclegan_tf.data.imagefiles import IMAGE_EXTENSIONS, BadImage, find_images, open_rgb
+from cyclegan_tf.deploy import tiling
+from cyclegan_tf.errors import UserError, disk_error, one_line
+
+OUTPUT_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP"}
+_EXPORT_PARTS = ("variables", "fingerprint.pb", "assets")
+
+
+def shown(path: str | os.PathLike) -> str:
+    """A path as text that prints anywhere: bytes of a name that are not UTF-8 become U+FFFD."""
+    return os.fsencode(path).decode("utf-8", "replace")
+
+
+@dataclass
+class Export:
+    """The signatures of a loaded export that inference calls (export.py lists them)."""
+    loaded: object  # kept referenced: the signatures need its variables
+    translate: Callable
+    statistics: Callable | None  # None in exports written before tiling, or in square mode
+    translate_with_statistics: Callable | None
+    nearest: bool  # label maps are resized nearest-neighbour
+
+
+def load_model(model: str, export_dir: str = "pretrained") -> Export:
+    """A SavedModel folder, or a name under `export_dir`; returns its signatures. A damaged export (files
+    missing, truncated or garbled) is a one-line UserError naming it."""
+    candidates = [Path(model), Path(export_dir) / model, Path(export_dir) / Path(model).stem]
+    path = next((p for p in candidates if (p / "saved_model.pb").is_file()), None)
+    if path is None:
+        partial = next((p for p in candidates if p.is_dir() and any((p / e).exists() for e in _EXPORT_PARTS)), None)
+        if partial is not None:
+            raise UserError(f"--model={model}: damaged export: {partial} has no saved_model.pb; export it again")
+        raise UserError(f"--model={model}: no SavedModel there (nor under {export_dir}/); run export_graph.py")
+    problem = _damage(path)
+    if problem is None:
+        try:
+            loaded = tf.saved_model.load(str(path))
+        except Exception as e:  # noqa: BLE001 - a damaged file surfaces as OSError, ValueError, IndexError, OpError…
+            problem = one_line(getattr(e, "message", None) or str(e))
+    if problem is not None:
+        raise UserError(f"--model={model}: damaged export: {path}: {problem}; export it again")
+    if "translate" not in loaded.signatures:
+        raise UserError(f"--model={model}: {path} is a SavedModel without the 'translate' signature of "
+                        "export_graph.py")
+    # exports written before `input_resize` existed take images
+    nearest = getattr(loaded, "input_resize", None) is not None and loaded.input_resize.numpy() == b"nearest"
+    return Export(loaded, loaded.signatures["translate"], loaded.signatures.get("statistics"),
+                  loaded.signatures.get("translate_with_statistics"), nearest)
+
+
+def _damage(path: Path) -> str | None:
+    """What is visibly wrong with an export's files, before TensorFlow reads them."""
+    if (path / "saved_model.pb").stat().st_size == 0:
+        return "saved_model.pb is empty"
+    if not (path / "variables").is_dir():
+        return "variables/ is missing"
+    if not (path / "variables" / "variables.index").is_file():
+        return "variables/variables.index is missing"
+    return None
+
+
+@dataclass
+class Summary:
+    written: int = 0
+    skipped: list[str] = field(default_factory=list)
+    outputs: list[tuple[Path, Path]] = field(default_factory=list)  # (input, output)
+
+
+def _inputs(pattern: str) -> tuple[list[Path], bool]:
+    """(files, single) for a file, a folder or a glob."""
+    p = Path(pattern)
+    if p.is_file():
+        return [p], True
+    if p.is_dir():
+        files = find_images(p, recursive=False)
+    else:
+        files = sorted(Path(f) for f in glob.glob(pattern, recursive=True)
+                       if Path(f).is_file() and Path(f).suffix.lower() in IMAGE_EXTENSIONS)
+    if not files:
+        raise UserError(f"--input={pattern}: no such file, and no images match it")
+    return files, False
+
+
+def _save(img: np.ndarray, path: Path, quality: int) -> None:
+    fmt = OUTPUT_FORMATS[path.suffix.lower()]
+    with atomic_path(path) as tmp:
+        Image.fromarray(img).save(tmp, format=fmt, **({"quality": quality} if fmt != "PNG" else {}))
+
+
+@dataclass(frozen=True)
+class Settings:
+    """How inference.py translates: its flags other than the model, the inputs and the output."""
+    batch_size: int = 1  # images (or tiles) per call
+    image_size: int = 0  # vanhuyz's square mode: inputs resized to image_size × image_size
+    fmt: str = ""  # output format of a folder (png, jpg, webp); "" keeps the input's where it can
+    side_by_side: bool = False  # input | output in one image
+    write_html: bool = False  # an index.html gallery beside the outputs
+    quality: int = 95  # JPEG and WebP quality
+    tile: int = 0  # images larger than tile × tile px go in overlapping tiles (deploy/tiling.py)
+    overlap: int = 64
+    norm_stats: str = "global"
+    stats_size: int = 1024
+
+
+def run(model: str, input_pattern: str, output: str, *, export_dir: str = "pretrained", **settings: Any) -> Summary:
+    """Translates every input with the export `model` (a folder, or a name under `export_dir`); in
+    single-file mode `output` is the file, else the output folder. `settings` are `Settings`' fields."""
+    options = Settings(**settings)
+    files, single = _inputs(input_pattern)
+    targets, folder = _targets(files, single, output, options.fmt)
+    tiling.check(options.tile, options.overlap, options.norm_stats, options.stats_size)
+    job = _Job(load_model(model, export_dir), options, single, len(files))
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UserError(f"--output={output}: cannot create {folder} ({e.strerror})") from None
+    remove_stale(*targets, *([folder / "index.html"] if options.write_html else []))
+    for batch in _batches(files, targets, job):
+        job.translate(batch)
+    job.bar.close()
+    if options.write_html:
+        _gallery(folder, job.summary)
+    return job.summary
+
+
+_Item = tuple[Path, Path, np.ndarray]  # (input, output, pixels)
+
+
+class _Job:
+    """One run's export, settings, progress bar and summary, shared by the batches."""
+
+    def __init__(self, exported: Export, options: Settings, single: bool, total: int) -> None:
+        self.exported, self.options, self.single, self.summary = exported, options, single, Summary()
+        self.bar = tqdm(total=total, unit="img", disable=not sys.stderr.isatty(), file=sys.stderr)
+
+    def skip(self, src: Path, why: str) -> None:
+        """One warning line; in single-file mode the run stops with it instead."""
+        if self.single:
+            raise UserError(f"--input={src}: {why}")
+        tqdm.write(f"warning: {shown(src)}: skipped, {why}", file=sys.stderr)
+        self.summary.skipped.append(str(src))
+        self.bar.update(1)
+
+    def translate(self, batch: list[_Item]) -> None:
+        o = self.options
+        try:
+            y = _translate(self.exported, np.stack([b[2] for b in batch]), o.tile, o.overlap, o.batch_size,
+                           o.norm_stats, o.stats_size)
+        except UserError as e:
+            for src, _, _ in batch:
+                self.skip(src, str(e))
+            return
+        for (src, dst, img), result in zip(batch, y):
+            _save(np.concatenate([img, result], axis=1) if o.side_by_side else result, dst, o.quality)
+            self.summary.written += 1
+            self.summary.outputs.append((src, dst))
+        self.bar.update(len(batch))
+
+
+def _batches(files: list[Path], targets: list[Path], job: _Job) -> Iterator[list[_Item]]:
+    """The readable inputs in batches of equal size, at most batch_size each; an image larger than the tile
+    alone. Unreadable files are skipped with a warning."""
+    o, batch = job.options, []
+    for src, dst in zip(files, targets):
+        try:
+            img = open_rgb(src.read_bytes(), src.name)
+        except (BadImage, OSError) as e:
+            job.skip(src, str(e))
+            continue
+        if o.image_size:  # vanhuyz's square mode: the output is image_size × image_size
+            img = img.resize((o.image_size, o.image_size), Image.NEAREST if job.exported.nearest else Image.BICUBIC)
+        arr = np.asarray(img)
+        del img  # a large photo: one copy at a time
+        large = o.tile and max(arr.shape[:2]) > o.tile  # translated alone, in tiles
+        if batch and (large or len(batch) >= o.batch_size or batch[0][2].shape != arr.shape):
+            yield batch
+            batch = []
+        batch.append((src, dst, arr))
+        if large:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _targets(files: list[Path], single: bool, output: str, fmt: str) -> tuple[list[Path], Path]:
+    """(output file of each input, output folder), checked before anything is written."""
+    out = Path(output)
+    if single and not out.is_dir():
+        if out.suffix.lower() not in OUTPUT_FORMATS:
+            raise UserError(f"--output={output}: use .png, .jpg, .jpeg or .webp (the format follows it)")
+        targets, folder = [out], out.parent
+    else:
+        folder = out
+        ext = "." + fmt.lower().lstrip(".") if fmt else ""
+        if ext and ext not in OUTPUT_FORMATS:
+            raise UserError(f"--format={fmt}: choose png, jpg or webp")
+        stems = [f.stem for f in files]
+        # a.jpg and a.png in one folder must not overwrite each other's output
+        names = [f"{f.stem}_{f.suffix[1:]}" if stems.count(f.stem) > 1 else f.stem for f in files]
+        targets = [folder / (n + (ext or (f.suffix.lower() if f.suffix.lower() in OUTPUT_FORMATS else ".png")))
+                   for n, f in zip(names, files)]
+    clash = next((f for f, t in zip(files, targets) if t.resolve() == f.resolve()), None)
+    if clash:
+        raise UserError(f"--output={output}: would overwrite the input {clash}; choose another folder or format")
+    return targets, folder
+
+
+def _translate(exported: Export, images: np.ndarray, tile: int = 0, overlap: int = 0, batch_size: int = 1,
+               norm_stats: str = "global", stats_size: int = 1024) -> np.ndarray:
+    """uint8 translations of a batch of equal-sized images (one image larger than `tile`: in tiles); a
+    UserError if the model refuses them."""
+    try:
+        if tile and max(images.shape[1:3]) > tile:
+            return np.stack([tiling.translate_tiled(exported, img, tile, overlap, batch_size, norm_stats, stats_size)
+                             for img in images])
+        y = exported.translate(images=tf.constant(images.astype(np.float32)))["images"].numpy()
+    except (tf.errors.InvalidArgumentError, tf.errors.ResourceExhaustedError) as e:
+        h, w = images.shape[1:3]
+        raise UserError(f"the model cannot translate a {w}×{h} image ({one_line(e.message)[:120]}); "
+                        "an export of this version takes any size") from None
+    return np.round(y).astype(np.uint8)
+
+
+def _gallery(folder: Path, summary: Summary) -> None:
+    """index.html with input | output rows, like the official code's results page; opens from disk."""
+    inputs = folder / "inputs"
+    try:
+        inputs.mkdir(exist_ok=True)
+    except OSError as e:
+        if disk_error(e) is not None:
+            raise
+        raise UserError(f"--html: cannot create {inputs} ({e.strerror})") from None
+    copies = [inputs / _browsable_name(src) for src, _ in summary.outputs]
+    remove_stale(*copies)
+    rows = []
+    for (src, dst), copy in zip(summary.outputs, copies):
+        _gallery_copy(src, copy)
+        rows.append(f"<tr><td>{html.escape(shown(src.name))}</td><td><img src='inputs/{_href(copy.name)}'></td>"
+                    f"<td><img src='{_href(dst.name)}'></td></tr>")
+    page = ("<!DOCTYPE html><html><head><meta charset='utf-8'><title>cyclegan_tf results</title>"
+            "<style>img{max-width:384px}td{padding:4px;vertical-align:top;font-family:sans-serif}</style></head>"
+            f"<body><h1>Results ({len(rows)} images)</h1><table><tr><th>file</th><th>input</th><th>output</th></tr>"
+            + "".join(rows) + "</table></body></html>\n")
+    write_text(folder / "index.html", page)
+
+
+_BROWSABLE = (".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp")
+
+
+def _browsable_name(src: Path) -> str:
+    return src.name if src.suffix.lower() in _BROWSABLE else src.stem + ".png"  # browsers cannot show TIFF
+
+
+def _gallery_copy(src: Path, copy: Path) -> None:
+    """The input as the gallery shows it: a copy, or a PNG of it."""
+    with atomic_path(copy) as tmp:
+        if src.suffix.lower() in _BROWSABLE:
+            shutil.copyfile(src, tmp)
+        else:
+            Image.open(src).convert("RGB").save(tmp, format="PNG")
+
+
+def _href(name: str) -> str:
+    """A file name as a relative URL: its bytes percent-encoded, so names that are not UTF-8 still link."""
+    return html.escape(urllib.parse.quote(os.fsencode(name)))
+
+
+def timed_run(**kwargs) -> str:
+    start = time.perf_counter()
+    s = run(**kwargs)
+    line = f"translated {s.written} images in {time.perf_counter() - start:.1f} s"
+    if s.skipped:
+        line += f"; skipped {len(s.skipped)} (see the warnings)"
+    return shown(line + (f"; output: {s.outputs[0][1]}" if len(s.outputs) == 1
+                         else f"; output folder: {kwargs['output']}"))
