@@ -3,7 +3,7 @@
   python bench/evaluation.py --images 100 --size 64 --precision fp32|bf16 [--netG resnet_9blocks]
 
 Builds a CycleGAN at the given size and precision (fresh weights: timing does not depend on training) and an
-evaluator on `--images` held-out images per domain (synthetic textures), then times during_training.run: the first
+evaluator on `--images` held-out images per domain (synthetic textures), then times Evaluator.run: the first
 call (which also computes and caches the real images' Inception features) and the second (what every later
 evaluation costs). Prints one JSON line.
 """

@@ -2,7 +2,7 @@
 
   python bench/litert.py --saved_model pretrained/man2woman --images data/test --size 256 [--runs 10]
 
-For each variant (fp32, fp16, int8) writes the .tflite at --size × --size (cyclegan_tf.litert.to_tflite)
+For each variant (fp32, fp16, int8) writes the .tflite at --size × --size (cyclegan_tf.deploy.litert.to_tflite)
 and prints a table: file size in MB, PSNR against the SavedModel's `translate` on the same images (mean
 over up to --max_images images of --images, each resized to --size × --size, bicubic), and the median
 latency of one image (batch 1, after two warm-up calls) of the SavedModel and of each file (LiteRT's

@@ -56,6 +56,9 @@ def moved(old: str, new: str) -> None:
 class _Aliases(importlib.abc.MetaPathFinder, importlib.abc.Loader):
     """Finds an old or short name and loads it as the module at its new place (the same module object)."""
 
+    def __init__(self) -> None:
+        self._specs: dict[str, importlib.machinery.ModuleSpec] = {}
+
     def find_spec(self, fullname: str, path=None, target=None) -> importlib.machinery.ModuleSpec | None:
         new = MOVED.get(fullname) or TOOLS.get(fullname)
         if new is None:
@@ -70,11 +73,14 @@ class _Aliases(importlib.abc.MetaPathFinder, importlib.abc.Loader):
         if spec.name in MOVED:
             moved(spec.name, spec.loader_state)
         module = importlib.import_module(spec.loader_state)
-        spec.loader_state = (spec.loader_state, module.__spec__)  # importlib sets __spec__ to ours: restored below
+        self._specs[spec.loader_state] = module.__spec__  # importlib now gives it our spec: put back below
         return module
 
     def exec_module(self, module: ModuleType) -> None:
-        module.__spec__ = module.__spec__.loader_state[1]
+        """The module is the new one, already executed: only its own spec goes back."""
+        real = self._specs.get(getattr(module.__spec__, "loader_state", None))
+        if real is not None:
+            module.__spec__ = real
 
     def get_code(self, fullname: str) -> CodeType | None:
         """`python -m cyclegan_tf.evaluate` runs the new module's code as __main__ (runpy asks for it)."""

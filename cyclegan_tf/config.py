@@ -112,7 +112,7 @@ class TrainConfig:
                                valid="[1, inf)")
     restart: bool = _f(False, "Train from step 0 in a run folder whose checkpoints cannot be read (they stay until "
                        "overwritten); refused where an intact checkpoint exists.")
-    # Evaluation during training (cyclegan_tf/evaluator.py)
+    # Evaluation during training (cyclegan_tf/evaluation/during_training.py)
     eval_every: int = _f(0, "Evaluate on the held-out set every this many steps, and at the end (0: never).")
     eval_every_epochs: int = _f(0, "Evaluate every this many epochs instead of --eval_every.")
     eval_X: str = _f("", "Held-out images of X (a TFRecord file or a folder; a paired model's pairs: "
@@ -234,7 +234,9 @@ def check_interval(name: str, value: float, interval: str) -> None:
         value < high if interval[-1] == ")" else value <= high)
     if inside:
         return
-    if high == math.inf:
+    if math.isinf(value):
+        says = f"must be a finite number in {interval}"
+    elif high == math.inf:
         says = "must be positive" if interval[0] == "(" and low == 0 else f"must be at least {low:g}"
     elif interval[0] + interval[-1] == "[]":
         says = f"must be between {low:g} and {high:g}"

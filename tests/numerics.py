@@ -29,6 +29,7 @@ def assert_same_sums(actual, expected, magnitude, terms: int, growth: float = 1.
     add up to `magnitude` (broadcastable to them); `growth` bounds how much intermediate transforms enlarge
     the values the rounding acts on (1 for a direct sum)."""
     actual, expected = np.asarray(actual, np.float64), np.asarray(expected, np.float64)
+    assert actual.shape == expected.shape, f"{err_msg} shapes {actual.shape} and {expected.shape}"
     bound = 2 * gamma(terms) * growth * np.asarray(magnitude, np.float64) + np.finfo(np.float32).tiny
     ratio = np.abs(actual - expected) / bound
     worst = np.unravel_index(np.argmax(ratio), ratio.shape)
@@ -44,21 +45,26 @@ def elementwise_rtol(operations: int, ulps: float = 4.0, u: float = U32) -> floa
     return operations * ulps * 2 * u
 
 
-def network_atol(model) -> float:
+def network_atol(model, winograd: bool = True) -> float:
     """The tolerance for two float32 evaluations of a whole network whose activations are of order 1 (each
     conv followed by a normalisation, the output by tanh): every conv layer adds at most 2·γ_n relative to
     Σ|aᵢbᵢ|, which for sums of n terms of either sign is typically √n times the value (a model, not a
-    worst case: no finite bound holds through a normalisation of a nearly constant channel)."""
+    worst case: no finite bound holds through a normalisation of a nearly constant channel). `winograd`:
+    whether one of the two evaluations runs the WinogradConv2D layers by Winograd (at inference, fp32)."""
     import keras
 
     total = 0.0
     for layer in _layers(model):
-        if isinstance(layer, keras.layers.Conv2D | keras.layers.Conv2DTranspose | keras.layers.Dense):
+        if isinstance(layer, keras.layers.Conv2DTranspose):  # kernel [kh, kw, out, in]
+            n = int(np.prod(layer.kernel.shape[:2])) * int(layer.kernel.shape[-1])
+        elif isinstance(layer, keras.layers.Conv2D | keras.layers.Dense):
             n = int(np.prod(layer.kernel.shape[:-1]))
-            # Winograd's transforms enlarge the rounded values up to 81·C·max|x|·max|k| against the 9·C
-            # products of the direct sum (tests/test_networks.py): up to 9× a direct conv's error.
-            growth = 9 if type(layer).__name__ == "WinogradConv2D" else 1
-            total += 2 * gamma(n) * np.sqrt(n) * growth
+        else:
+            continue
+        # Winograd's transforms enlarge the rounded values up to 81·C·max|x|·max|k| against the 9·C
+        # products of the direct sum (tests/networks/test_networks.py): up to 9× a direct conv's error.
+        growth = 9 if winograd and type(layer).__name__ == "WinogradConv2D" else 1
+        total += 2 * gamma(n) * np.sqrt(n) * growth
     return total
 
 

@@ -73,7 +73,7 @@ def quiet_stderr() -> Iterator[None]:
 
 def _load_translation(saved_model: Path):
     """The loaded export (it must stay referenced: its variables die with it) and its translation for
-    converters (`export.portable`)."""
+    converters (`savedmodel.portable`)."""
     if not (saved_model / "saved_model.pb").is_file():
         raise UserError(f"{saved_model}: no SavedModel there (no saved_model.pb); run export_graph.py")
     try:
@@ -93,8 +93,9 @@ def _load_translation(saved_model: Path):
 
 
 def to_tflite(saved_model: Path, output: Path, variant: str, size: int) -> Path:
-    """Writes the translation of an export (`export.portable`) as a .tflite file taking float32 [1, size, size, 3] in
-    [0, 255] (size 0: any H, W), stored as `variant` says (fp32, fp16, int8); replaces `output` atomically."""
+    """Writes the translation of an export (`savedmodel.portable`) as a .tflite file taking float32
+    [1, size, size, 3] in [0, 255] (size 0: any H, W), stored as `variant` says (fp32, fp16, int8); replaces
+    `output` atomically."""
     if variant not in VARIANTS:
         raise UserError(f"LiteRT variant {variant!r}: choose {', '.join(VARIANTS)}")
     if isinstance(size, bool) or not isinstance(size, int) or size < 0:

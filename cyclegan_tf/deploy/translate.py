@@ -41,7 +41,7 @@ def shown(path: str | os.PathLike) -> str:
 
 @dataclass
 class Export:
-    """The signatures of a loaded export that inference calls (export.py lists them)."""
+    """The signatures of a loaded export that inference calls (savedmodel.py lists them)."""
     loaded: object  # kept referenced: the signatures need its variables
     translate: Callable
     statistics: Callable | None  # None in exports written before tiling, or in square mode
@@ -137,11 +137,12 @@ def run(model: str, input_pattern: str, output: str, *, export_dir: str = "pretr
     files, single = _inputs(input_pattern)
     targets, folder = _targets(files, single, output, options.fmt)
     tiling.check(options.tile, options.overlap, options.norm_stats, options.stats_size)
-    job = _Job(load_model(model, export_dir), options, single, len(files))
+    exported = load_model(model, export_dir)
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise UserError(f"--output={output}: cannot create {folder} ({e.strerror})") from None
+    job = _Job(exported, options, single, len(files))
     remove_stale(*targets, *([folder / "index.html"] if options.write_html else []))
     for batch in _batches(files, targets, job):
         job.translate(batch)
@@ -164,7 +165,7 @@ class _Job:
     def skip(self, src: Path, why: str) -> None:
         """One warning line; in single-file mode the run stops with it instead."""
         if self.single:
-            raise UserError(f"--input={src}: {why}")
+            raise UserError(f"--input={src}: {why}") from None
         tqdm.write(f"warning: {shown(src)}: skipped, {why}", file=sys.stderr)
         self.summary.skipped.append(str(src))
         self.bar.update(1)

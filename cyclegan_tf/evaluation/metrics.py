@@ -1,6 +1,6 @@
 """The scores, on Inception features or pixels, free of any file or command-line handling: FID, KID,
 precision/recall/density/coverage, the Inception Score, PSNR/SSIM and the FCN-score protocol on label maps.
-evaluate.py (the command) and evaluator.py (evaluation during training) both score with these.
+score.py (the command) and during_training.py (evaluation during training) both score with these.
 """
 from __future__ import annotations
 

@@ -7,7 +7,7 @@
       --identity --input data/shapescapes/testB --truth data/shapescapes/testA --labels   # side by side
 
 - FID, KID and precision/recall/density/coverage (Naeem et al. 2020, k = 5) use the standard FID
-  InceptionV3 pool3 features (cyclegan_tf.fid_inception). FID is biased upward for small n, so n is
+  InceptionV3 pool3 features (cyclegan_tf.evaluation.inception). FID is biased upward for small n, so n is
   reported (and a warning given below 2048 images), and `--floor` adds the real-vs-real score of two
   halves of the real set: the best any model can get at that n.
 - `--inception_weights PATH` (pytorch-fid's pt_inception-2015-12-05-6726825d.pth): the Inception

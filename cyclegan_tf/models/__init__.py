@@ -86,11 +86,12 @@ def flag_reference() -> str:
     header = ["| flag | default | values | meaning |", "|---|---|---|---|"]
     lines = ["# train.py's options", "",
              "Generated from `TrainConfig` (cyclegan_tf/config.py) and each model's declarations by `make docs`; "
-             "do not edit by hand. `python train.py --helpfull` prints the same.", "", "## Every model", "", *header]
+             "do not edit by hand. `python train.py --helpfull` lists the same flags (a plug-in model's too) with "
+             "their help.", "", "## Every model", "", *header]
     for f in fields():
         values = ", ".join(c for c in f.metadata["choices"] or () if c) or f.metadata["valid"] or ""
         lines.append(row(f.name, f.default, values, f.metadata["help"]))
-    for model in all_models():
+    for model in (get(name) for name in BUILTIN):  # plug-ins document themselves
         lines += ["", f"## `--model {model.name}`", ""]
         if model.defaults:
             given = ", ".join(f"`--{k}={v}`" for k, v in model.defaults.items())

@@ -148,6 +148,11 @@ class Model(tf.Module):
             setattr(self, k, obj)
         self.adversarial = Adversarial(cfg, self.discriminator_names(), self.average)
 
+    @property
+    def ghm(self) -> dict[str, tf.Variable]:
+        """--gan_mode ghmc's running statistics per discriminator (Adversarial's)."""
+        return self.adversarial.ghm
+
     def warm_start(self, open_networks: Callable) -> None:
         """Called once before a new run's first step (not on resume): e.g. weights from another run, read
         with `open_networks(run, names, flag) → (networks, options, folder, step)` (runs.open_networks)."""

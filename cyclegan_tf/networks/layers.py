@@ -75,7 +75,7 @@ def reflection_pad(x: tf.Tensor, p: int) -> tf.Tensor:
     by the mirror-padded [H, W] map of their indices, which TensorFlow's CPU kernels copy faster than its
     MirrorPad of x (docs/benchmarks.md); backward as MirrorPad's own gradient, since the gather's (a segment
     sum) would be slow. The index map's MirrorPad keeps the check that the pad is smaller than the side
-    (export.smallest_side relies on its error)."""
+    (savedmodel.smallest_side relies on its error)."""
     paddings = [[0, 0], [p, p], [p, p], [0, 0]]
 
     @tf.custom_gradient

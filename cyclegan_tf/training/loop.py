@@ -165,6 +165,7 @@ def _determinism(on: bool) -> Iterator[None]:
 def train(cfg: TrainConfig, explicit: set[str] | None = None) -> int:
     """Trains until the schedule ends (exit status 0), a signal (128 + signum) or a NaN loss (1)."""
     new = runs.is_new(cfg)
+    created = new or bool(cfg.checkpoint_dir and not cfg.load_model and not Path(cfg.checkpoint_dir).exists())
     folder = runs.run_dir(cfg)
     try:
         cfg, folder, model_cls = prepare(dataclasses.replace(cfg, checkpoint_dir=str(folder)) if new else cfg,
@@ -173,7 +174,7 @@ def train(cfg: TrainConfig, explicit: set[str] | None = None) -> int:
         with _determinism(cfg.deterministic):
             return _train(cfg, folder, model_cls)
     except BaseException:
-        if new:  # a failure before training began leaves no empty folder behind
+        if created:  # a failure before training began leaves no empty folder behind
             runs.discard_if_unused(folder)
         raise
 

@@ -24,7 +24,7 @@ from cyclegan_tf.deploy.savedmodel import Translator, to_onnx
 from cyclegan_tf.errors import UserError
 
 
-def _browser() -> str | None:  # as tests/test_report.py finds it
+def _browser() -> str | None:  # as tests/evaluation/test_report.py finds it
     return next((b for b in map(shutil.which, ("chromium", "chromium-browser")) if b), None)
 
 

@@ -131,8 +131,9 @@ def test_resume_equals_an_uninterrupted_run(records: dict, tmp_path: Path) -> No
     G = restore_generators(whole)[0]["G"]
     pixels = tf.random.stateless_uniform([1, 32, 32, 3], [3, 0], 0, 255)
     expected = np.clip((G(pixels / 127.5 - 1, training=False).numpy() + 1) * 127.5, 0, 255)
-    # the export runs Winograd's convs, G here the plain ones: rounding apart (numerics.network_atol), in 0–255
-    np.testing.assert_allclose(loaded.translate(pixels)["images"].numpy(), expected, atol=127.5 * network_atol(G))
+    # the same convs on this CPU; the export's graph folds its constant weights and fuses ops in its own order
+    np.testing.assert_allclose(loaded.translate(pixels)["images"].numpy(), expected,
+                               atol=127.5 * network_atol(G, winograd=False))
     odd = tf.random.stateless_uniform([1, 33, 45, 3], [4, 0], 0, 255)  # any size: padded to a multiple of 4
     assert loaded.translate(odd)["images"].shape == (1, 33, 45, 3)
     with pytest.raises(UserError, match="fastcut run: it exports XtoY, not YtoX"):

@@ -59,16 +59,18 @@ def test_mirrored_matches_default_strategy() -> None:
     loss_mirrored = mirrored.make_train_step(strategy)(xd, yd)
     # Two replicas sum in another order than one: the losses and gradients differ by rounding, through a
     # generator and a discriminator (numerics.network_atol, relative: the values are of order 1).
-    rtol = network_atol(single.G) + network_atol(single.D_Y)
+    rtol = network_atol(single.G, winograd=False) + network_atol(single.D_Y, winograd=False)  # training: plain convs
     for k in LOSS_NAMES:
         np.testing.assert_allclose(float(loss_mirrored[k]), float(loss_single[k]), rtol=rtol, atol=rtol, err_msg=k)
     # Adam's first moment after one step is (1 − β₁)·g: the gradients, compared as vectors. The weights are
     # not compared elementwise: Adam's first step lr·g/(|g| + ε) turns a rounding-sized change of a g near 0
     # into any change up to lr.
     for name in ("opt_G", "opt_D"):
-        for a, b in zip(_momenta(single, name), _momenta(mirrored, name)):
+        ours, theirs = _momenta(single, name), _momenta(mirrored, name)
+        assert len(ours) == len(theirs)
+        for a, b in zip(ours, theirs):
             assert np.linalg.norm(a - b) <= rtol * np.linalg.norm(a) + 1e-30, name
-    assert all(np.abs(a - b).max() <= 2 * cfg.learning_rate for a, b in zip(weights(single), weights(mirrored)))
+        assert int(getattr(mirrored, name).iterations.numpy()) == 1  # the summed gradients applied once
 
 
 def _momenta(model: CycleGAN, optimizer: str) -> list[np.ndarray]:
@@ -118,8 +120,10 @@ def test_recompute_gives_the_same_step() -> None:
     models = [CycleGAN(TrainConfig(**SMALL, recompute=r).resolved(), 10, global_batch=2) for r in (False, True)]
     for m in models:
         m.make_train_step(tf.distribute.get_strategy())(x, y)
-    rtol = network_atol(models[0].G) + network_atol(models[0].D_Y)  # recomputed activations round alike or not
+    # recomputed activations round alike or not; training runs the plain convs
+    rtol = network_atol(models[0].G, winograd=False) + network_atol(models[0].D_Y, winograd=False)
     for name in ("opt_G", "opt_D"):
+        assert len(_momenta(models[0], name)) == len(_momenta(models[1], name))
         for a, b in zip(_momenta(models[0], name), _momenta(models[1], name)):
             assert np.linalg.norm(a - b) <= rtol * np.linalg.norm(a) + 1e-30, name
 

@@ -243,19 +243,16 @@ def test_ghmc_is_mmdetections_per_scale(bins: int, momentum: float, real_label: 
 
 
 def test_the_generator_keeps_vanilla_under_the_discriminator_only_modes() -> None:
-    from types import SimpleNamespace
-
     from cyclegan_tf.config import TrainConfig
-    from cyclegan_tf.models.base import Model
+    from cyclegan_tf.models.adversarial import Adversarial
 
     x = _logits([[0.9, 0.2], [0.5, 0.7]])
     for mode in ("focal", "ghmc", "lsgan"):
-        model = SimpleNamespace(cfg=TrainConfig(gan_mode=mode), average=lambda t: tf.reduce_sum(t))
-        generator = float(Model.gan(model, x, True))
+        generator = float(Adversarial(TrainConfig(gan_mode=mode), ("D_Y",), tf.reduce_sum).gan(x, True))
         np.testing.assert_allclose(generator, float(tf.reduce_sum(losses.gan_loss(x, True, mode if mode == "lsgan"
                                                                                   else "vanilla"))), rtol=1e-6)
-    model = SimpleNamespace(cfg=TrainConfig(gan_mode="focal"), average=lambda t: tf.reduce_sum(t))
-    np.testing.assert_allclose(float(Model.gan(model, x, False, for_discriminator=True)),
+    focal = Adversarial(TrainConfig(gan_mode="focal"), ("D_Y",), tf.reduce_sum)
+    np.testing.assert_allclose(float(focal.gan(x, False, for_discriminator=True)),
                                float(tf.reduce_sum(losses.gan_loss(x, False, "focal"))), rtol=1e-6)
 
 

@@ -174,7 +174,7 @@ def test_staged_training_global_then_local_resumes_exactly_and_exports_labels(pa
     loaded = tf.saved_model.load(str(target))  # kept: its functions need its variables
     out = loaded.translate((x + 1.0) * 127.5)["images"]
     expected = (G(networks.LabelEncoder(4, shapescapes.PALETTE)(x), training=False) + 1.0) * 127.5
-    np.testing.assert_allclose(out, np.clip(expected, 0, 255), atol=127.5 * network_atol(G))  # Winograd vs plain
+    np.testing.assert_allclose(out, np.clip(expected, 0, 255), atol=127.5 * network_atol(G, winograd=False))
     import onnxruntime  # the export converts: label encoder (argmin, one-hot) and pix2pixHD's pooling included
 
     session = onnxruntime.InferenceSession(str(savedmodel.to_onnx(target, tmp_path / "labels2photo.onnx")))

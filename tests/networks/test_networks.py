@@ -639,7 +639,7 @@ def test_reflection_pad_is_mirror_pad_forward_and_backward(padding: int, shape: 
         ours, theirs = nets.ReflectionPad2D(padding)(x), tf.pad(x, paddings, mode="REFLECT")
     np.testing.assert_array_equal(ours.numpy(), theirs.numpy())
     np.testing.assert_array_equal(tape.gradient(ours, x, w).numpy(), tape.gradient(theirs, x, w).numpy())
-    with pytest.raises(tf.errors.InvalidArgumentError):  # as MirrorPad: export.smallest_side relies on it
+    with pytest.raises(tf.errors.InvalidArgumentError):  # as MirrorPad: savedmodel.smallest_side relies on it
         nets.ReflectionPad2D(3)(tf.zeros([1, 3, 8, 2]))
 
 
