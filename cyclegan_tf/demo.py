@@ -21,10 +21,15 @@ import sys
 import time
 from pathlib import Path
 
-from cyclegan_tf import atomic, models
-from cyclegan_tf.data import shapescapes
-from cyclegan_tf.evaluation import score
-from cyclegan_tf.options import PRECISIONS
+if __name__ == "__main__":  # `make demo`: its first lines must not be TensorFlow's start-up chatter
+    from cyclegan_tf import console
+
+    console.quiet_tensorflow()
+
+from cyclegan_tf import atomic, models  # noqa: E402
+from cyclegan_tf.data import shapescapes  # noqa: E402
+from cyclegan_tf.evaluation import score  # noqa: E402
+from cyclegan_tf.options import PRECISIONS  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 # Sized for a short run on 2 CPU cores (docs/benchmarks.md has the time); a GPU gets more steps and 128 px.

@@ -1,5 +1,6 @@
 """The reduced `make demo` path, end to end, with pix2pix beside CycleGAN (bf16): the same tools, tiny sizes."""
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -14,6 +15,7 @@ def test_reduced_demo(tmp_path: Path) -> None:
                         "--models=cycle_gan,pix2pix", "--precision=bf16", "--train_seed=3"],
                        capture_output=True, text=True, cwd=ROOT, timeout=900)
     assert r.returncode == 0, r.stderr[-3000:]
+    assert not re.search(r"cudart_stub|cuInit|absl::InitializeLog", r.stdout + r.stderr)  # a newcomer's first output
     scores = json.loads((tmp_path / "demo/scores.json").read_text())
     for key in ("photo2labels", "pix2pix_photo2labels", "photo2labels_identity"):
         assert 0 <= scores[key]["pixel_accuracy"] <= 1 and "class_iou" in scores[key]
