@@ -62,7 +62,7 @@ def network_atol(model, winograd: bool = True) -> float:
         else:
             continue
         # Winograd's transforms enlarge the rounded values up to 81·C·max|x|·max|k| against the 9·C
-        # products of the direct sum (tests/networks/test_networks.py): up to 9× a direct conv's error.
+        # products of the direct sum (tests/networks/test_kernels.py): up to 9× a direct conv's error.
         growth = 9 if winograd and type(layer).__name__ == "WinogradConv2D" else 1
         total += 2 * gamma(n) * np.sqrt(n) * growth
     return total
