@@ -11,7 +11,6 @@ Problems with the input raise `cyclegan_tf.errors.UserError` with the one line t
 """
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -54,16 +53,9 @@ def train(cfg: TrainConfig | None = None, **options: Any) -> Path:
     Returns the run folder (a new `checkpoints/<YYYYmmdd-HHMM>` unless `checkpoint_dir` or `load_model` is
     given). Raises UserError for a bad option or file, TrainingStopped for a NaN or a signal."""
     cfg = cfg or config(**options)
-    new = runs.is_new(cfg)
-    if new:  # the folder must be known to return it
-        cfg = dataclasses.replace(cfg, checkpoint_dir=str(runs.run_dir(cfg)))
-    folder = runs.run_dir(cfg)
-    try:
+    with runs.claimed(cfg) as cfg:  # the folder is named before training, to be returned
         status = loop.train(cfg)
-    except BaseException:
-        if new:
-            runs.discard_if_unused(folder)
-        raise
+    folder = runs.run_dir(cfg)
     if status:
         raise TrainingStopped(folder, status)
     return folder

@@ -164,19 +164,12 @@ def _determinism(on: bool) -> Iterator[None]:
 
 def train(cfg: TrainConfig, explicit: set[str] | None = None) -> int:
     """Trains until the schedule ends (exit status 0), a signal (128 + signum) or a NaN loss (1)."""
-    new = runs.is_new(cfg)
-    created = new or bool(cfg.checkpoint_dir and not cfg.load_model and not Path(cfg.checkpoint_dir).exists())
-    folder = runs.run_dir(cfg)
-    try:
-        cfg, folder, model_cls = prepare(dataclasses.replace(cfg, checkpoint_dir=str(folder)) if new else cfg,
-                                         cfg.changed() if explicit is None else explicit)
+    explicit = cfg.changed() if explicit is None else explicit
+    with runs.claimed(cfg) as claimed:  # a failure before training began leaves no empty folder behind
+        cfg, folder, model_cls = prepare(claimed, explicit)
         during_training.validate(cfg, model_cls)
         with _determinism(cfg.deterministic):
             return _train(cfg, folder, model_cls)
-    except BaseException:
-        if created:  # a failure before training began leaves no empty folder behind
-            runs.discard_if_unused(folder)
-        raise
 
 
 def _train(cfg: TrainConfig, folder: Path, model_cls: type[Model]) -> int:

@@ -60,17 +60,22 @@ def _new_run_dir() -> Path:
     raise AssertionError("unreachable")
 
 
-def is_new(cfg: TrainConfig) -> bool:
-    """Whether `run_dir(cfg)` creates the folder (no --load_model, no --checkpoint_dir)."""
-    return not cfg.load_model and not cfg.checkpoint_dir
-
-
-def discard_if_unused(folder: Path) -> None:
-    """Removes a run folder this process created if a failure left nothing in it but its lock file."""
-    with contextlib.suppress(OSError):
-        if {p.name for p in folder.iterdir()} <= {".lock"}:
-            (folder / ".lock").unlink(missing_ok=True)
-            folder.rmdir()
+@contextlib.contextmanager
+def claimed(cfg: TrainConfig) -> Iterator[TrainConfig]:
+    """The options with the run's folder named in `checkpoint_dir` (a new one created now where none is
+    named). A folder this call creates, or that --checkpoint_dir names and the run is about to create, is
+    removed again if the block fails and left nothing in it but its lock file."""
+    created = not cfg.load_model and not (cfg.checkpoint_dir and Path(cfg.checkpoint_dir).exists())
+    folder = run_dir(cfg)
+    try:
+        yield cfg if cfg.load_model else dataclasses.replace(cfg, checkpoint_dir=str(folder))
+    except BaseException:
+        if created:
+            with contextlib.suppress(OSError):
+                if {p.name for p in folder.iterdir()} <= {".lock"}:
+                    (folder / ".lock").unlink(missing_ok=True)
+                    folder.rmdir()
+        raise
 
 
 def run_dir(cfg: TrainConfig) -> Path:
