@@ -7,6 +7,7 @@
   python build_data.py --X_tfds mnist:train --Y_tfds svhn_cropped:train --X_output_file mnist.tfrecords \
       --Y_output_file svhn.tfrecords                                   # one TFDS dataset per domain
   python build_data.py --paired --X_input_dir facades/train --output_file facades.tfrecords   # A|B images
+  python build_data.py --X_input_dir ct/ --Y_input_dir mr/ --X_range -1000,2000 ...   # 16-bit, float, N bands
 """
 from __future__ import annotations
 
@@ -43,6 +44,15 @@ flags.DEFINE_string("tfds_data_dir", None, "With --tfds_name or --X_tfds/--Y_tfd
 flags.DEFINE_bool("paired", False, "pix2pix records: A|B images in --X_input_dir, or --X_input_dir and "
                   "--Y_input_dir matched by file stem.")
 flags.DEFINE_string("output_file", "data/tfrecords/paired.tfrecords", "With --paired: the output file.")
+_CHANNELS = ("Channels of {}: 0 takes them from the files; 1 or 3 makes every 8- and 16-bit image an 8-bit grey or "
+             "RGB picture (other images must have them already).")
+_RANGE = ("Values of {} mapped to the networks' [-1, 1]: lo,hi (e.g. -1000,2000 for a CT window), lo,hi;lo,hi;… per "
+          "channel, 'auto' (the domain's 0.5 and 99.5 percentiles, per channel) or 'full' (the type's range; the "
+          "extremes for floats). Default: 0,255 for 8-bit images, auto otherwise. Values outside are clipped.")
+flags.DEFINE_integer("X_channels", 0, _CHANNELS.format("X (with --paired: A)"))
+flags.DEFINE_integer("Y_channels", 0, _CHANNELS.format("Y (with --paired: B)"))
+flags.DEFINE_string("X_range", "", _RANGE.format("X (with --paired: A)"))
+flags.DEFINE_string("Y_range", "", _RANGE.format("Y (with --paired: B)"))
 
 
 def _explicit(name: str) -> bool:
@@ -144,7 +154,11 @@ def main(argv: list[str]) -> None:
         raise UserError(f"--num_shards={FLAGS.num_shards}: must be at least 1")
     logging.set_verbosity(logging.WARNING)  # TensorFlow Datasets logs every dataset and split it opens at INFO
     # Both outputs are replaced together or not at all: a failure in Y keeps the previous X too.
-    for s in convert.build_all(_plans(), num_shards=FLAGS.num_shards, workers=FLAGS.num_workers):
+    plans = _plans()
+    for plan in plans:  # each part of a plan takes the flags of its domain (a pair's A: --X_*, B: --Y_*)
+        plan.channels = tuple(FLAGS[f"{f[2:]}_channels"].value for f in plan.flags)
+        plan.ranges = tuple(FLAGS[f"{f[2:]}_range"].value for f in plan.flags)
+    for s in convert.build_all(plans, num_shards=FLAGS.num_shards, workers=FLAGS.num_workers):
         print(s.line())
 
 

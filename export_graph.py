@@ -34,7 +34,7 @@ flags.DEFINE_bool("onnx", False, "Also write <name>.onnx (translate_portable: th
                   "with tf2onnx.")
 flags.DEFINE_list("tflite", [], "Also write LiteRT files of each export: fp32 → <name>.tflite, fp16 → "
                   "<name>.fp16.tflite (half-size weights), int8 → <name>.int8.tflite (dynamic-range quantisation).")
-flags.DEFINE_integer("tflite_size", -1, "Input side of the .tflite files (float32 [1, S, S, 3] in [0, 255]); "
+flags.DEFINE_integer("tflite_size", -1, "Input side of the .tflite files (float32 [1, S, S, C] in the input's units); "
                      "-1: the run's training image_size; 0: any size (the interpreter's resize_tensor_input).")
 flags.DEFINE_bool("web", False, "Also write <export_dir>/inference.html, a page that translates images in the "
                   "browser, offline (ONNX Runtime Web; implies --onnx). Serve the folder: "
@@ -64,6 +64,8 @@ def main(argv: list[str]) -> None:
             print(f"note: {run} is a {cfg.model} run without a {direction} generator; "
                   f"--{direction}_model={value} is skipped")
     targets = savedmodel.export_targets(names, model_cls.exports, FLAGS.export_dir)
+    kinds = {d: model_cls.exported_kinds(cfg, d) for d in targets}
+    _check_pixels(kinds, names)
     litert, runtime = _deploy_tools()
     for target in targets.values():
         savedmodel.check_target(target)  # every refusal before the first export is written
@@ -85,9 +87,26 @@ def main(argv: list[str]) -> None:
         from cyclegan_tf.deploy import web
 
         models = [t.relative_to(FLAGS.export_dir).as_posix() for t in targets.values()]
-        page = web.write_page(FLAGS.export_dir, models, runtime)
+        page = web.write_page(FLAGS.export_dir, models, runtime,
+                              {m: tuple(k.channels for k in kinds[d]) for m, d in zip(models, targets)})
         print(f"wrote {page}: serve it with `python -m http.server -d {FLAGS.export_dir} 8000` and open "
               f"http://127.0.0.1:8000/{page.name}")
+
+
+def _check_pixels(kinds: dict, names: dict[str, str]) -> None:
+    """The formats that carry only some pixels, refused before anything is written."""
+    from cyclegan_tf.deploy.savedmodel import model_name
+
+    for direction, (k_in, k_out) in kinds.items():
+        said = f"{k_in.describe()} → {k_out.describe()}"
+        if model_name(names[direction]) != names[direction] and not (k_in.rgb and k_out.rgb):
+            raise UserError(f"--{direction}_model={names[direction]}: vanhuyz's frozen graph carries 8-bit RGB JPEGs, "
+                            f"and this export translates {said}; drop the .pb (the SavedModel, --onnx and --tflite "
+                            "carry any pixels)")
+        if FLAGS.web and any(k.dtype != "uint8" or k.channels not in (1, 3) or k.lo != (0.0,) or k.hi != (255.0,)
+                             for k in (k_in, k_out)):
+            raise UserError(f"--web: the browser page shows 8-bit grey and RGB images, and {direction} translates "
+                            f"{said}; drop --web (--onnx carries any pixels)")
 
 
 def _deploy_tools() -> tuple:
@@ -124,7 +143,7 @@ def _write_beside(savedmodel, direction: str, target: Path, name: str, train_siz
         file = f"{target.name}.tflite" if variant == "fp32" else f"{target.name}.{variant}.tflite"
         written = litert.to_tflite(target, target.parent / file, variant, size)
         print(f"exported {direction} to {written} (LiteRT {variant}, input "
-              f"{f'[1, {size}, {size}, 3]' if size else 'any size'})")
+              f"{f'[1, {size}, {size}, C]' if size else 'any size'})")
     if FLAGS.onnx or FLAGS.web:
         print(f"exported {direction} to {savedmodel.to_onnx(target, target.parent / f'{target.name}.onnx')}")
 

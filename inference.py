@@ -22,7 +22,9 @@ flags.DEFINE_string("output", "output_sample.jpg", "Output file (single input; f
 flags.DEFINE_integer("image_size", 0, "0: keep each input's size; S > 0: vanhuyz's square mode, S×S outputs.")
 flags.DEFINE_integer("batch_size", None, "Images per call (consecutive images of equal size are batched; default 4); "
                      "with --tile, also tiles per call, and the default is 2 (4 tiles took 0.5 GB more memory).")
-flags.DEFINE_string("format", "", "Folder mode: png, jpg or webp (default: the input's format, else png).")
+flags.DEFINE_string("output_format", "", "Folder mode: png, jpg, webp, tif or npy (default: the input's format "
+                    "where it holds the output, else png, else tif).")
+flags.DEFINE_string("format", "", "The former name of --output_format.")
 flags.DEFINE_integer("quality", 95, "JPEG/WebP quality.")
 flags.DEFINE_bool("side_by_side", False, "Write input | output strips.")
 flags.DEFINE_bool("html", False, "Also write index.html, a gallery of inputs and outputs.")
@@ -42,13 +44,16 @@ def main(argv: list[str]) -> None:
         raise UserError(f"unexpected argument {argv[1]!r} (flags take the form --name=value)")
     if not FLAGS.model:
         raise UserError("--model is required: a SavedModel folder from export_graph.py")
+    if FLAGS.format and FLAGS.output_format and FLAGS.format != FLAGS.output_format:
+        raise UserError(f"--format={FLAGS.format} and --output_format={FLAGS.output_format}: give one")
     batch_size = (2 if FLAGS.tile else 4) if FLAGS.batch_size is None else FLAGS.batch_size
     if batch_size < 1 or FLAGS.image_size < 0:
         raise UserError("--batch_size must be at least 1 and --image_size at least 0")
     from cyclegan_tf.deploy.translate import timed_run  # TensorFlow loads here
 
     print(timed_run(model=FLAGS.model, input_pattern=FLAGS.input, output=FLAGS.output, batch_size=batch_size,
-                    image_size=FLAGS.image_size, fmt=FLAGS.format, side_by_side=FLAGS.side_by_side,
+                    image_size=FLAGS.image_size, fmt=FLAGS.output_format or FLAGS.format,
+                    side_by_side=FLAGS.side_by_side,
                     write_html=FLAGS.html, quality=FLAGS.quality, export_dir=FLAGS.export_dir, tile=FLAGS.tile,
                     overlap=FLAGS.overlap, norm_stats=FLAGS.norm_stats, stats_size=FLAGS.stats_size))
 

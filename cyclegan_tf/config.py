@@ -15,12 +15,15 @@ from pathlib import Path
 from typing import Any
 
 from cyclegan_tf import atomic, options
+from cyclegan_tf.data.pixels import parse_bands, parse_range
 from cyclegan_tf.errors import UserError
 
 # Changing these on resume would not fit the saved weights (image_size and pool_size: the pools' shape;
 # precision: fp16 adds loss-scale state to the optimisers; ghm_bins: the GHM-C statistics' shape).
+# input_nc/output_nc: the first and last layers' shapes; the ranges: what the weights' values mean.
 ARCHITECTURE = ("model", "netG", "netD", "num_D", "ngf", "ndf", "n_layers_D", "norm", "upsample", "use_dropout",
-                "image_size", "pool_size", "direction", "precision", "ghm_bins")
+                "image_size", "pool_size", "direction", "precision", "ghm_bins", "input_nc", "output_nc", "X_range",
+                "Y_range")
 
 
 def _f(default, help: str, choices: tuple | None = None, valid: str | None = None):  # noqa: A002 - absl's name
@@ -96,6 +99,17 @@ class TrainConfig:
                          options.PREPROCESS)
     no_flip: bool = _f(False, "No random horizontal flips.")
     seed: int = _f(0, "Seed of data order, augmentation, the image pool and weight initialisation.")
+    # Pixels (docs/data.md): read from the records and kept in flags.json; given, the channels must match them.
+    input_nc: int = _f(0, "Channels of X (a paired model's input): 0 takes them from the records.", valid="[0, 64]")
+    output_nc: int = _f(0, "Channels of Y (a paired model's target): 0 takes them from the records.", valid="[0, 64]")
+    X_range: str = _f("", "Values of X mapped to the networks' [-1, 1]: lo,hi, or lo,hi;lo,hi;… per channel "
+                      "(default: the range build_data.py stored in the records). Values outside are clipped.")
+    Y_range: str = _f("", "As --X_range, for Y.")
+    X_dtype: str = _f("", "Type of X's images (default: the records'): the type exports write translations into X "
+                      "in.", ("", "uint8", "uint16", "float32"))
+    Y_dtype: str = _f("", "As --X_dtype, for Y.", ("", "uint8", "uint16", "float32"))
+    display_bands: str = _f("", "Bands shown as red, green and blue in previews and reports for images of more than "
+                            "3 channels, e.g. 3,2,1 (default 0,1,2); grey images are shown grey.")
     # Running
     strategy: str = _f("auto", "auto | default | mirrored | multi_worker.", options.STRATEGIES)
     precision: str = _f("fp32", "fp32 | bf16 | fp16: the networks compute in this type (Keras mixed precision); "
@@ -161,6 +175,11 @@ class TrainConfig:
                 raise UserError(f"--{f.name}={value}: choose one of {', '.join(c for c in choices if c)}")
             if f.metadata["valid"]:
                 check_interval(f.name, value, f.metadata["valid"])
+        for d in "XY":
+            if getattr(self, f"{d}_range"):
+                text = getattr(self, f"{d}_range")
+                parse_range(text, text.count(";") + 1, f"--{d}_range")
+        parse_bands(self.display_bands)
         if self.netD == "multiscale" and self.image_size < 2 ** (self.num_D + self.n_layers_D - 1):
             raise UserError(f"--num_D={self.num_D} with --n_layers_D={self.n_layers_D} needs images of at least "
                             f"{2 ** (self.num_D + self.n_layers_D - 1)} px (--image_size={self.image_size})")

@@ -13,8 +13,8 @@ PACKAGE = ROOT / "cyclegan_tf"
 # __init__.py; "networks.*" for every module of that folder.
 LAYERS = [
     {"errors", "atomic", "options", "console", "compat", "training", "evaluation", "deploy"},
-    {"config", "data", "data.imagefiles", "data.synthetic"},
-    {"data.records", "data.pipeline", "data.convert", "data.shapescapes", "networks", "networks.*",
+    {"config", "data", "data.imagefiles", "data.pixels", "data.synthetic"},
+    {"data.records", "data.pipeline", "data.convert", "data.shapescapes", "data.mni152", "networks", "networks.*",
      "models.losses", "models.adversarial", "models.pool", "models.optim", "evaluation.inception",
      "evaluation.metrics"},
     {"models", "models.base", "models.cycle_gan", "models.pix2pix", "models.pix2pixhd", "models.cut"},

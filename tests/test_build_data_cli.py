@@ -155,7 +155,7 @@ def _rows(path: Path) -> list[dict]:
     rows = []
     for raw in tf.data.TFRecordDataset(str(path)):
         feats = tf.train.Example.FromString(raw.numpy()).features.feature
-        rows.append({k: (v.bytes_list.value or v.int64_list.value)[0] for k, v in feats.items()})
+        rows.append({k: (v.bytes_list.value or v.int64_list.value or v.float_list.value)[0] for k, v in feats.items()})
     return rows
 
 

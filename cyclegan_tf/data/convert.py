@@ -20,9 +20,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
+import numpy as np
 from tqdm import tqdm
 
-from cyclegan_tf.data.imagefiles import BadImage, ImageRecord, find_images, load_image, normalise, split_side_by_side
+from cyclegan_tf.data import imagefiles
+from cyclegan_tf.data.imagefiles import BadImage, ImageRecord, Probe, find_images, normalise, split_side_by_side
+from cyclegan_tf.data.pixels import FULL, MAX_CHANNELS, Kind
 from cyclegan_tf.errors import UserError, disk_failure, one_line
 
 if TYPE_CHECKING:
@@ -32,7 +35,71 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 R = TypeVar("R")
-Job = tuple[str, Callable[[], "ImageRecord | tuple[ImageRecord, ImageRecord]"]]
+Records = "ImageRecord | tuple[ImageRecord, ImageRecord]"
+SAMPLES_PER_IMAGE = 4096  # values per channel and image drawn to estimate a float domain's percentiles
+PERCENTILES = (0.5, 99.5)  # --X_range auto: the domain's range without its rarest extremes
+
+
+@dataclass(frozen=True)
+class Item:
+    """What one record is made of: an image (a file, or bytes from TensorFlow Datasets), an A|B image to split
+    (`split`), or an (A, B) pair of files; `names` are the file names stored."""
+
+    sources: tuple[Path | bytes, ...]
+    names: tuple[str, ...]
+    split: bool = False
+
+    def _data(self, i: int) -> bytes:
+        src = self.sources[i]
+        if isinstance(src, bytes):
+            return src
+        if imagefiles._broken_link(src):  # noqa: SLF001 - the same test load_image makes
+            raise BadImage("broken symlink")
+        try:
+            return src.read_bytes()
+        except OSError as e:
+            raise BadImage(f"cannot read ({e.strerror})") from None
+
+    def probes(self) -> tuple[Probe, ...]:
+        """What each part holds (an A|B image: both halves alike)."""
+        found = tuple(imagefiles.probe(self._data(i), self.names[i]) for i in range(len(self.sources)))
+        return found * 2 if self.split else found
+
+    def arrays(self, kinds: tuple[Kind, ...]) -> tuple[np.ndarray, ...]:
+        """Each part's pixels as its domain's kind."""
+        if self.split:
+            whole = imagefiles.load_pixels(self._data(0), self.names[0], kinds[0].channels, kinds[0].dtype)
+            return _halves(whole)
+        return tuple(imagefiles.load_pixels(self._data(i), self.names[i], k.channels, k.dtype)
+                     for i, k in enumerate(kinds))
+
+    def records(self, kinds: tuple[Kind, ...], convert: bool = False) -> ImageRecord | tuple[ImageRecord, ImageRecord]:
+        """The record(s); `convert`: every image is made an 8-bit picture of its domain (16-bit scaled)."""
+        pictures = convert or all(p.picture for p in self.probes())
+        if pictures and all(k.rgb for k in kinds):  # 8-bit RGB: the file's own bytes where they decode to it
+            recs = tuple(normalise(self._data(i), n) for i, n in enumerate(self.names))
+            return split_side_by_side(recs[0]) if self.split else recs if len(recs) > 1 else recs[0]
+        if pictures and not self.split and all(k.channels == 1 and k.dtype == "uint8" for k in kinds):
+            recs = tuple(imagefiles.grey_record(self._data(i), n) for i, n in enumerate(self.names))
+            return recs if len(recs) > 1 else recs[0]
+        names = self.names * 2 if self.split else self.names
+        recs = tuple(imagefiles.array_record(a, n, _clipped(a, k)) for a, n, k in zip(self.arrays(kinds), names, kinds))
+        return recs if len(recs) > 1 else recs[0]
+
+
+def _halves(img: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    if img.shape[1] % 2:
+        raise BadImage(f"width {img.shape[1]} is odd: not an A|B pair")
+    half = img.shape[1] // 2
+    return np.ascontiguousarray(img[:, :half]), np.ascontiguousarray(img[:, half:])
+
+
+def _clipped(arr: np.ndarray, kind: Kind) -> int:
+    lo, hi = kind.lo_hi()
+    return int(np.count_nonzero((arr < lo) | (arr > hi)))
+
+
+Job = tuple[str, Item]
 
 
 @dataclass
@@ -45,6 +112,10 @@ class Summary:
     unmatched: int = 0
     bytes: int = 0
     seconds: float = 0.0
+    kinds: tuple[Kind, ...] = ()
+    clipped: int = 0
+    values: int = 0
+    converted: int = 0  # pictures made grey or RGB to fit the domain
 
     def line(self) -> str:
         skipped = sum(self.skipped.values())
@@ -55,6 +126,12 @@ class Summary:
                  f"{self.duplicates} duplicates"]
         if self.unmatched:
             parts.append(f"{self.unmatched} unmatched")
+        if any(not k.rgb for k in self.kinds):
+            parts.append(" and ".join(k.describe() for k in dict.fromkeys(self.kinds)))
+            share = f" ({100 * self.clipped / self.values:.2g}%)" if self.values else ""
+            parts.append(f"{self.clipped} values clipped to the range{share}")
+        if self.converted:
+            parts.append(f"{self.converted} converted to {'RGB' if self.kinds[0].channels == 3 else 'grey'}")
         return printable("; ".join(parts) + f"; {self.seconds:.1f} s")
 
 
@@ -105,6 +182,12 @@ class Plan:
     source: str
     output_flag: str = "output"
     unmatched: int = 0  # paired by stem: files without a partner, already reported
+    channels: tuple[int, ...] = (0, 0)  # per part (an image, or A and B): --X_channels, --Y_channels; 0 from the files
+    ranges: tuple[str, ...] = ("", "")  # per part: --X_range, --Y_range ('' auto, 'full', 'lo,hi…')
+    flags: tuple[str, ...] = ("--X", "--Y")  # the flag prefix of each part, for messages
+    kinds: tuple[Kind, ...] = ()  # decided by `decide_kinds` before writing
+    converted: int = 0
+    convert: bool = False  # every image made an 8-bit picture (--X_channels 1 or 3 given for a mixed folder)
 
 
 def check_outputs(outputs: list[tuple[str, str]], num_shards: int = 1) -> None:
@@ -135,6 +218,8 @@ def build_all(plans: list[Plan], *, num_shards: int = 1, workers: int = 0) -> li
     from cyclegan_tf.data import records
 
     workers = workers or os.cpu_count() or 1
+    for plan in plans:  # every kind is known, and every range measured, before anything is written
+        decide_kinds(plan, workers)
     staged: list[records.Staged] = []
     try:
         for plan in plans:  # every output folder is made and checked before the long part starts
@@ -150,13 +235,14 @@ def build_all(plans: list[Plan], *, num_shards: int = 1, workers: int = 0) -> li
 def _write(plan: Plan, staged: records.Staged, *, num_shards: int, workers: int) -> Summary:
     from cyclegan_tf.data import records
 
-    summary, jobs = Summary(plan.name, unmatched=plan.unmatched), plan.jobs
+    summary, jobs = Summary(plan.name, unmatched=plan.unmatched, kinds=plan.kinds, converted=plan.converted), plan.jobs
     start = time.perf_counter()
     seen: dict[str, str] = {}
     bar = tqdm(total=len(jobs), desc=plan.name, unit="img", disable=not sys.stderr.isatty(), file=sys.stderr)
 
     def examples() -> Iterator[bytes]:
-        for (label, _), result in zip(jobs, ordered_map(lambda job: job[1](), jobs, workers)):
+        made = ordered_map(lambda job: job[1].records(plan.kinds, plan.convert), jobs, workers)
+        for (label, _), result in zip(jobs, made):
             bar.update(1)
             if isinstance(result, BadImage):
                 _warn(f"{label}: skipped, {result}")
@@ -171,7 +257,9 @@ def _write(plan: Plan, staged: records.Staged, *, num_shards: int, workers: int)
             seen[digest] = label
             summary.written += 1
             summary.bytes += sum(len(r.encoded) for r in pair)
-            yield records.to_example(*pair)
+            summary.clipped += sum(r.clipped for r in pair)
+            summary.values += sum(r.height * r.width * r.channels for r in pair)
+            yield records.to_example(*pair, kinds=plan.kinds)
 
     try:
         records.write_staged(staged, examples())
@@ -187,6 +275,109 @@ def _write(plan: Plan, staged: records.Staged, *, num_shards: int, workers: int)
     return summary
 
 
+def decide_kinds(plan: Plan, workers: int) -> None:
+    """Sets `plan.kinds`: each part's channels and type from its files' headers, and its range from the
+    flags or, where not given, from all its values (a second pass over the files)."""
+    parts = 2 if plan.jobs and (plan.jobs[0][1].split or len(plan.jobs[0][1].sources) == 2) else 1
+    probes = [(label, p) for (label, _), p in zip(plan.jobs, ordered_map(lambda j: j[1].probes(), plan.jobs, workers))
+              if not isinstance(p, BadImage)]
+    bases = [_decide(plan, i, [(label, p[i]) for label, p in probes]) for i in range(parts)]
+    kinds = tuple(bases)
+    for i, base in enumerate(bases):
+        flag, text = f"{plan.flags[i]}_range", plan.ranges[i]
+        if text not in ("", "auto", "full"):
+            kinds = (*kinds[:i], base.with_range(text, flag), *kinds[i + 1:])
+        elif base.dtype in FULL and (text == "full" or (not text and base.dtype == "uint8")):
+            kinds = (*kinds[:i], Kind(base.channels, base.dtype, (FULL[base.dtype][0],), (FULL[base.dtype][1],)),
+                     *kinds[i + 1:])
+    todo = [i for i, k in enumerate(kinds) if k.lo == ()]
+    if todo:
+        kinds = _measure_ranges(plan, kinds, todo, [plan.ranges[i] == "full" for i in range(parts)], workers)
+    plan.kinds = kinds
+
+
+def _decide(plan: Plan, part: int, probes: list[tuple[str, Probe]]) -> Kind:
+    """The channels and type of one part; lo/hi left empty (measured or set by the caller)."""
+    flag = f"{plan.flags[part]}_channels"
+    given = plan.channels[part]
+    if given and not 1 <= given <= MAX_CHANNELS:
+        raise UserError(f"{flag}={given}: between 1 and {MAX_CHANNELS} (0: from the files)")
+    if not probes:
+        return Kind(given or 3, "uint8", (), ())
+    if all(p.picture for _, p in probes):
+        colour = sum(p.channels == 3 for _, p in probes)
+        channels = given or (3 if colour else 1)
+        if channels not in (1, 3):
+            raise UserError(f"{flag}={given}: {plan.source} holds 8-bit pictures, which become grey (1) or RGB (3)")
+        plan.converted += sum(p.channels != channels for _, p in probes)
+        return Kind(channels, "uint8", (), ())
+    kinds: dict[tuple[int, str], str] = {}
+    for label, p in probes:
+        kinds.setdefault((p.channels, "picture" if p.picture else p.dtype), label)
+    if len(kinds) > 1 and given in (1, 3) and all(p.dtype in ("uint8", "uint16") for _, p in probes):
+        plan.convert = True
+        plan.converted += sum(p.channels != given or not p.picture for _, p in probes)
+        return Kind(given, "uint8", (), ())
+    if len(kinds) > 1:
+        shown = "; ".join(f"{printable(label)} is a {p.describe()}" for label, p in
+                          ((lbl, next(p for lb, p in probes if lb == lbl)) for lbl in list(kinds.values())[:3]))
+        raise UserError(f"{plan.source}: the images are not all of one kind: {shown}; give each domain one kind, or "
+                        f"{flag} 1 or 3 to make every 8- and 16-bit image an 8-bit grey or RGB picture")
+    (channels, dtype), = kinds
+    if given and given != channels:
+        raise UserError(f"{flag}={given}: the images of {plan.source} have {channels} channels ({dtype}); only "
+                        "8-bit pictures are converted")
+    return Kind(channels, dtype, (), ())
+
+
+def _measure_ranges(plan: Plan, kinds: tuple[Kind, ...], todo: list[int], full: list[bool],
+                    workers: int) -> tuple[Kind, ...]:
+    """The ranges of parts `todo` from every image: PERCENTILES per channel (exact for integers, from
+    SAMPLES_PER_IMAGE values per image for floats), or the extremes with `full`."""
+    placeholder = tuple(Kind(k.channels, k.dtype, (0.0,), (1.0,)) if not k.lo else k for k in kinds)
+    stats = {i: _RangeStats(kinds[i]) for i in todo}
+    for n, arrays in enumerate(ordered_map(lambda j: j[1].arrays(placeholder), plan.jobs, workers)):
+        if not isinstance(arrays, BadImage):
+            for i in todo:
+                stats[i].add(arrays[i], n)
+    return tuple(stats[i].kind(full[i]) if i in stats else k for i, k in enumerate(kinds))
+
+
+class _RangeStats:
+    def __init__(self, kind: Kind) -> None:
+        self.base, self.c = kind, kind.channels
+        self.bins = 256 if kind.dtype == "uint8" else 65536 if kind.dtype == "uint16" else 0
+        self.hist = np.zeros((self.c, self.bins), np.int64) if self.bins else None
+        self.samples: list[np.ndarray] = []
+        self.low, self.high = np.full(self.c, np.inf), np.full(self.c, -np.inf)
+
+    def add(self, arr: np.ndarray, index: int) -> None:
+        flat = arr.reshape(-1, self.c)
+        self.low, self.high = np.minimum(self.low, flat.min(0)), np.maximum(self.high, flat.max(0))
+        if self.hist is not None:
+            for ch in range(self.c):
+                self.hist[ch] += np.bincount(flat[:, ch], minlength=self.bins)
+        else:
+            rows = np.random.default_rng(index).choice(len(flat), min(len(flat), SAMPLES_PER_IMAGE), replace=False)
+            self.samples.append(flat[rows])
+
+    def kind(self, full: bool) -> Kind:
+        if full or not np.isfinite(self.low).all():
+            lo, hi = self.low, self.high
+        elif self.hist is not None:
+            cdf = np.cumsum(self.hist, axis=1) / self.hist.sum(axis=1, keepdims=True)
+            lo = np.array([np.searchsorted(row, PERCENTILES[0] / 100) for row in cdf], np.float64)
+            hi = np.array([np.searchsorted(row, PERCENTILES[1] / 100) for row in cdf], np.float64)
+        else:
+            lo, hi = np.percentile(np.concatenate(self.samples), PERCENTILES, axis=0)
+        lo = np.where(np.isfinite(lo), lo, 0.0)
+        hi = np.where(hi > lo, hi, lo + np.maximum(1.0, np.abs(lo)) * (1 if self.hist is not None else 1e-3))
+        lo_t, hi_t = tuple(float(np.float32(v)) for v in lo), tuple(float(np.float32(v)) for v in hi)
+        if len(set(zip(lo_t, hi_t))) == 1:
+            lo_t, hi_t = lo_t[:1], hi_t[:1]
+        return Kind(self.c, self.base.dtype, lo_t, hi_t)
+
+
 def _images(folder: str, flag: str, recursive: bool) -> list[Path]:
     if not folder:
         raise UserError(f"{flag} is required")
@@ -195,8 +386,13 @@ def _images(folder: str, flag: str, recursive: bool) -> list[Path]:
     files = find_images(folder, recursive, broken_links=True)
     if not files:
         hint = "" if recursive else " (use --recursive for subfolders)"
-        raise UserError(f"{flag}={folder}: no image files (.jpg .jpeg .png .bmp .gif .webp .tif .tiff){hint}")
+        raise UserError(f"{flag}={folder}: no image files (.jpg .jpeg .png .bmp .gif .webp .tif .tiff .npy){hint}")
     return files
+
+
+def _domain(flag: str) -> str:
+    """--X or --Y: the prefix of the flags (--X_range, --X_channels) that describe a flag's domain."""
+    return flag[:3] if flag[:4] in ("--X_", "--Y_") else "--X"
 
 
 def _shuffled(jobs: list[T], seed: int | None) -> list[T]:
@@ -210,17 +406,21 @@ def _rel(path: Path, root: str) -> str:
 
 
 def plan_folder(name: str, input_dir: str, output: str, *, flag: str = "--input_dir", output_flag: str = "output",
-                recursive: bool = False, seed: int | None = 0) -> Plan:
-    """One domain: every image under `input_dir` (shuffled with `seed`; None keeps order). Reads no image yet."""
+                recursive: bool = False, seed: int | None = 0, channels: int = 0, value_range: str = "") -> Plan:
+    """One domain: every image under `input_dir` (shuffled with `seed`; None keeps order), of `channels` (0:
+    from the files) with values in `value_range` (build_data.py's --X_range). Reads no image yet."""
     files = _images(input_dir, flag, recursive)
-    jobs: list[Job] = [(str(p), lambda p=p: load_image(p, _rel(p, input_dir))) for p in files]
-    return Plan(name, output, _shuffled(jobs, seed), f"{flag}={input_dir}", output_flag)
+    jobs: list[Job] = [(str(p), Item((p,), (_rel(p, input_dir),))) for p in files]
+    return Plan(name, output, _shuffled(jobs, seed), f"{flag}={input_dir}", output_flag, flags=(_domain(flag),),
+                channels=(channels,), ranges=(value_range,))
 
 
 def build_folder(name: str, input_dir: str, output: str, *, flag: str = "--input_dir", recursive: bool = False,
-                 seed: int | None = 0, num_shards: int = 1, workers: int = 0) -> Summary:
+                 seed: int | None = 0, num_shards: int = 1, workers: int = 0, channels: int = 0,
+                 value_range: str = "") -> Summary:
     """One domain: every image under `input_dir` into `output` (shuffled with `seed`; None keeps order)."""
-    plan = plan_folder(name, input_dir, output, flag=flag, recursive=recursive, seed=seed)
+    plan = plan_folder(name, input_dir, output, flag=flag, recursive=recursive, seed=seed, channels=channels,
+                       value_range=value_range)
     return build_all([plan], num_shards=num_shards, workers=workers)[0]
 
 
@@ -229,8 +429,7 @@ def plan_paired(input_a: str, input_b: str | None, output: str, *, output_flag: 
     """Pairs for pix2pix: one folder of side-by-side A|B images, or two folders matched by file stem."""
     files_a = _images(input_a, "--X_input_dir", recursive)
     if not input_b:
-        jobs: list[Job] = [(str(p), lambda p=p: split_side_by_side(load_image(p, _rel(p, input_a))))
-                           for p in files_a]
+        jobs: list[Job] = [(str(p), Item((p,), (_rel(p, input_a),), split=True)) for p in files_a]
         return Plan("pairs", output, _shuffled(jobs, seed), f"--X_input_dir={input_a}", output_flag)
 
     def by_stem(files: list[Path], root: str) -> dict[str, Path]:
@@ -245,8 +444,7 @@ def plan_paired(input_a: str, input_b: str | None, output: str, *, output_flag: 
     common = sorted(a.keys() & b.keys())
     if not common:
         raise UserError(f"--X_input_dir={input_a} and --Y_input_dir={input_b} share no file stems")
-    jobs = [(str(a[s]), lambda s=s: (load_image(a[s], _rel(a[s], input_a)), load_image(b[s], _rel(b[s], input_b))))
-            for s in common]
+    jobs = [(str(a[s]), Item((a[s], b[s]), (_rel(a[s], input_a), _rel(b[s], input_b)))) for s in common]
     return Plan("pairs", output, _shuffled(jobs, seed), f"--X_input_dir={input_a} and --Y_input_dir={input_b}",
                 output_flag, len(unmatched))
 
@@ -367,8 +565,7 @@ def plan_tfds_splits(splits: list[TfdsSplit], *, data_dir: str | None = None, se
     Every dataset is prepared and every split opened before any is read, so a missing second dataset is
     reported before the first one's images are read. Images are stored as the dataset's own encoded
     bytes where TensorFlow decodes them to PIL's picture (imagefiles.normalise), as files from a folder
-    are: a grey image (MNIST's 28×28×1 PNG) stays a grey PNG, which every reader decodes with
-    channels=3, so the pipeline sees RGB with the grey value in all three channels.
+    are: a dataset of grey images (MNIST's 28×28×1 PNGs) makes a grey domain unless --X_channels says 3.
     """
     import tensorflow_datasets as tfds
 
@@ -378,11 +575,12 @@ def plan_tfds_splits(splits: list[TfdsSplit], *, data_dir: str | None = None, se
         jobs: list[Job] = []
         for i, ex in enumerate(tfds.as_numpy(ds)):
             label = f"{s.name}/{s.split}[{i}]"
-            jobs.append((label, lambda data=ex["image"], label=label: normalise(data, label)))
+            jobs.append((label, Item((bytes(ex["image"]),), (label,))))
         source = s.given or f"--tfds_split={s.split}"
         if not jobs:
             raise UserError(f"{source}: the split holds no images")
-        plans.append(Plan(s.plan or s.split, s.output, _shuffled(jobs, seed), source, s.output_flag))
+        plans.append(Plan(s.plan or s.split, s.output, _shuffled(jobs, seed), source, s.output_flag,
+                          flags=(_domain(s.output_flag),)))
     return plans
 
 

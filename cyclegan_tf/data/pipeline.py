@@ -1,5 +1,8 @@
 """The tf.data input pipeline: TFRecords of one domain → augmented batches in [-1, 1].
 
+Images are decoded as their domain's kind (data/pixels.py: channels, stored type) into float32 in the
+domain's units, augmented there, and mapped to [-1, 1] by the domain's fixed range.
+
 The stream is a pure function of (files, seed, start index): epoch e shuffles with a seed derived
 from (seed, e), and each image's random crop and flip use a stateless seed derived from (seed, e,
 its index in the epoch). Resuming training at step s therefore needs no saved iterator: the stream
@@ -12,6 +15,7 @@ from dataclasses import dataclass
 
 import tensorflow as tf
 
+from cyclegan_tf.data.pixels import RGB, Kind, to_unit
 from cyclegan_tf.data.records import ENCODED, PREFIX_A, PREFIX_B
 
 PREPROCESS_MODES = ("resize_and_crop", "crop", "scale_width", "scale_width_and_crop", "none")
@@ -27,7 +31,7 @@ class Preprocess:
     crop_size: int = 256
     flip: bool = True
     multiple: int = 4  # scale_width and none round sides to multiples of this (what the generator needs)
-    labels: bool = False  # a pair's input is a label map: resized nearest-neighbour, never interpolated
+    labels: int = 0  # a pair's input is a label map of this many channels: resized nearest-neighbour
 
     def __post_init__(self) -> None:
         if self.mode not in PREPROCESS_MODES:
@@ -39,11 +43,23 @@ class Preprocess:
         return self.mode in ("resize_and_crop", "crop", "scale_width_and_crop")
 
 
-def decode(serialized: tf.Tensor, prefix: str = PREFIX_A) -> tf.Tensor:
-    """uint8 [H, W, 3] of one record's image (`prefix` image/ or image_B/)."""
-    feats = tf.io.parse_single_example(serialized, {prefix + ENCODED: tf.io.FixedLenFeature([], tf.string)})
-    img = tf.io.decode_image(feats[prefix + ENCODED], channels=3, expand_animations=False)
-    img.set_shape([None, None, 3])
+def decode(serialized: tf.Tensor, prefix: str = PREFIX_A, kind: Kind = RGB) -> tf.Tensor:
+    """[H, W, C] of one record's image (`prefix` image/ or image_B/) in its stored type: JPEG/PNG/BMP/GIF
+    bytes for 8-bit domains of 1 or 3 channels, PNG for 16-bit ones of up to 4, raw array bytes otherwise."""
+    spec = {prefix + ENCODED: tf.io.FixedLenFeature([], tf.string),
+            prefix + "format": tf.io.FixedLenFeature([], tf.string, default_value=b""),
+            prefix + "height": tf.io.FixedLenFeature([], tf.int64, default_value=0),
+            prefix + "width": tf.io.FixedLenFeature([], tf.int64, default_value=0)}
+    feats = tf.io.parse_single_example(serialized, spec)
+    data, c = feats[prefix + ENCODED], kind.channels
+    if kind.dtype == "uint8" and c in (1, 3):
+        img = tf.io.decode_image(data, channels=c, expand_animations=False)
+    elif kind.png:
+        img = tf.io.decode_png(data, channels=c, dtype=tf.as_dtype(kind.dtype))
+    else:
+        shape = tf.stack([tf.cast(feats[prefix + "height"], tf.int32), tf.cast(feats[prefix + "width"], tf.int32), c])
+        img = tf.reshape(tf.io.decode_raw(data, tf.as_dtype(kind.dtype), little_endian=True), shape)
+    img.set_shape([None, None, c])
     return img
 
 
@@ -68,7 +84,7 @@ def _round_to(n: tf.Tensor, multiple: int) -> tf.Tensor:
 def augment(img: tf.Tensor, seed: tf.Tensor, cfg: Preprocess) -> tf.Tensor:
     """Resize/crop/flip one float image [H, W, C] (C may stack a pair, input first) as the official code
     does."""
-    nearest = 3 if cfg.labels else 0
+    nearest = cfg.labels
 
     def _resize(img, h, w):
         return _resize_channels(img, h, w, nearest)
@@ -100,9 +116,9 @@ def augment(img: tf.Tensor, seed: tf.Tensor, cfg: Preprocess) -> tf.Tensor:
     return img
 
 
-def to_unit_range(img: tf.Tensor) -> tf.Tensor:
-    """[0, 255] (bicubic may overshoot) → [-1, 1] float32."""
-    return tf.clip_by_value(tf.cast(img, tf.float32), 0.0, 255.0) / 127.5 - 1.0
+def to_unit_range(img: tf.Tensor, kind: Kind = RGB) -> tf.Tensor:
+    """The domain's units (bicubic may overshoot its range) → [-1, 1] float32."""
+    return to_unit(img, kind)
 
 
 def _records(files: list[str], seed: int, start: int, count: int, repeat: bool,
@@ -128,9 +144,10 @@ def _records(files: list[str], seed: int, start: int, count: int, repeat: bool,
 
 def domain_dataset(files: list[str], count: int, *, batch_size: int = 1, cfg: Preprocess = Preprocess(),
                    seed: int = 0, start: int = 0, repeat: bool = True, shuffle_buffer: int = 1024,
-                   paired: bool = False, swap: bool = False) -> tf.data.Dataset:
-    """Batches [B, H, W, 3] float32 in [-1, 1] of one domain (or ([B..], [B..]) pairs if `paired`: (A, B),
-    or (B, A) with `swap`).
+                   paired: bool = False, swap: bool = False, kinds: tuple[Kind, ...] = (RGB, RGB)
+                   ) -> tf.data.Dataset:
+    """Batches [B, H, W, C] float32 in [-1, 1] of one domain of kind `kinds[0]` (or ([B..], [B..]) pairs if
+    `paired`: (A, B) of kinds (A's, B's), or (B, A) with `swap`).
 
     `count` is the number of records in `files`; `start` the number of images already consumed
     (step · batch_size when resuming). Variable-size modes (scale_width, none) need batch_size 1.
@@ -140,16 +157,16 @@ def domain_dataset(files: list[str], count: int, *, batch_size: int = 1, cfg: Pr
 
     @tf.autograph.experimental.do_not_convert
     def load(rec: tf.Tensor, s: tf.Tensor) -> tf.Tensor | tuple[tf.Tensor, tf.Tensor]:
-        a = tf.cast(decode(rec, PREFIX_A), tf.float32)
+        a = tf.cast(decode(rec, PREFIX_A, kinds[0]), tf.float32)
         if not paired:
-            return to_unit_range(augment(a, s, cfg))
+            return to_unit_range(augment(a, s, cfg), kinds[0])
         # Same crop and flip for both images of a pair: augment them stacked along channels, input first.
-        b = tf.cast(decode(rec, PREFIX_B), tf.float32)
-        a, b = (b, a) if swap else (a, b)
-        b = tf.cond(tf.reduce_all(tf.shape(a) == tf.shape(b)), lambda: b,
+        b = tf.cast(decode(rec, PREFIX_B, kinds[-1]), tf.float32)
+        (a, ka), (b, kb) = ((b, kinds[-1]), (a, kinds[0])) if swap else ((a, kinds[0]), (b, kinds[-1]))
+        b = tf.cond(tf.reduce_all(tf.shape(a)[:2] == tf.shape(b)[:2]), lambda: b,
                     lambda: tf.image.resize(b, tf.shape(a)[:2], method="bicubic", antialias=True))
-        ab = to_unit_range(augment(tf.concat([a, b], axis=-1), s, cfg))
-        return ab[..., :3], ab[..., 3:]
+        ab = augment(tf.concat([a, b], axis=-1), s, cfg)
+        return to_unit_range(ab[..., :ka.channels], ka), to_unit_range(ab[..., ka.channels:], kb)
 
     ds = _records(files, seed, start, count, repeat, shuffle_buffer)
     ds = ds.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
@@ -165,19 +182,25 @@ def domain_dataset(files: list[str], count: int, *, batch_size: int = 1, cfg: Pr
 
 
 def unpaired_dataset(x_files: list[str], x_count: int, y_files: list[str], y_count: int, *, batch_size: int = 1,
-                     cfg: Preprocess = Preprocess(), seed: int = 0, start_step: int = 0) -> tf.data.Dataset:
-    """Endless (x, y) batches, each domain read independently, from training step `start_step` on."""
+                     cfg: Preprocess = Preprocess(), seed: int = 0, start_step: int = 0,
+                     kinds: tuple[Kind, Kind] = (RGB, RGB)) -> tf.data.Dataset:
+    """Endless (x, y) batches, each domain read independently (X of kind kinds[0], Y of kinds[1]), from
+    training step `start_step` on."""
     start = start_step * batch_size
-    x = domain_dataset(x_files, x_count, batch_size=batch_size, cfg=cfg, seed=2 * seed, start=start)
-    y = domain_dataset(y_files, y_count, batch_size=batch_size, cfg=cfg, seed=2 * seed + 1, start=start)
+    x = domain_dataset(x_files, x_count, batch_size=batch_size, cfg=cfg, seed=2 * seed, start=start,
+                       kinds=kinds[:1])
+    y = domain_dataset(y_files, y_count, batch_size=batch_size, cfg=cfg, seed=2 * seed + 1, start=start,
+                       kinds=kinds[1:])
     return tf.data.Dataset.zip((x, y)).prefetch(tf.data.AUTOTUNE)
 
 
 def paired_dataset(files: list[str], count: int, *, batch_size: int = 1, cfg: Preprocess = Preprocess(),
-                   seed: int = 0, start_step: int = 0, swap: bool = False) -> tf.data.Dataset:
-    """Endless (input, target) batches of aligned pairs (pix2pix): (A, B), or (B, A) with `swap`."""
+                   seed: int = 0, start_step: int = 0, swap: bool = False,
+                  kinds: tuple[Kind, Kind] = (RGB, RGB)) -> tf.data.Dataset:
+    """Endless (input, target) batches of aligned pairs (pix2pix): (A, B), or (B, A) with `swap`; `kinds`
+    are A's and B's."""
     ds = domain_dataset(files, count, batch_size=batch_size, cfg=cfg, seed=2 * seed, start=start_step * batch_size,
-                        paired=True, swap=swap)
+                        paired=True, swap=swap, kinds=kinds)
     return ds.prefetch(tf.data.AUTOTUNE)
 
 

@@ -2,9 +2,12 @@
 
 Each record is a `tf.train.Example` with vanhuyz's keys, so readers written for his TFRecords work:
   image/file_name (bytes), image/encoded_image (the image file's bytes),
-plus image/height, image/width (int64), image/format (b"jpeg"|b"png"|b"bmp"|b"gif") and
-image/sha256 (hex digest of image/encoded_image). Paired records (pix2pix) carry the same keys for
-image A and, under the prefix `image_B/`, for image B.
+plus image/height, image/width (int64), image/format (b"jpeg"|b"png"|b"bmp"|b"gif"|b"raw") and
+image/sha256 (hex digest of image/encoded_image), and the domain's pixels (data/pixels.py): image/channels
+(int64), image/dtype (b"uint8"|b"uint16"|b"float32") and image/range_lo, image/range_hi (floats, one or one
+per channel). "raw" is the array's little-endian bytes, height × width × channels. Records without the
+pixel keys (written before them) are 3-channel uint8 in [0, 255]. Paired records (pix2pix) carry the same
+keys for image A and, under the prefix `image_B/`, for image B.
 """
 from __future__ import annotations
 
@@ -20,6 +23,7 @@ import tensorflow as tf
 
 from cyclegan_tf.atomic import remove_stale, temp_name, uninterrupted
 from cyclegan_tf.data.imagefiles import ImageRecord
+from cyclegan_tf.data.pixels import DTYPES, MAX_CHANNELS, RGB, Kind
 from cyclegan_tf.errors import UserError, disk_failure, one_line
 
 PREFIX_A = "image/"
@@ -37,7 +41,11 @@ def _int(v: int) -> tf.train.Feature:
     return tf.train.Feature(int64_list=tf.train.Int64List(value=[v]))
 
 
-def _features(r: ImageRecord, prefix: str) -> dict[str, tf.train.Feature]:
+def _floats(v: tuple[float, ...]) -> tf.train.Feature:
+    return tf.train.Feature(float_list=tf.train.FloatList(value=list(v)))
+
+
+def _features(r: ImageRecord, prefix: str, kind: Kind) -> dict[str, tf.train.Feature]:
     return {
         prefix + "file_name": _bytes(os.fsencode(r.file_name)),  # a name that is not UTF-8 keeps its bytes
         prefix + ENCODED: _bytes(r.encoded),
@@ -45,14 +53,18 @@ def _features(r: ImageRecord, prefix: str) -> dict[str, tf.train.Feature]:
         prefix + "width": _int(r.width),
         prefix + "format": _bytes(r.format.encode()),
         prefix + "sha256": _bytes(r.sha256.encode()),
+        prefix + "channels": _int(kind.channels),
+        prefix + "dtype": _bytes(kind.dtype.encode()),
+        prefix + "range_lo": _floats(kind.lo),
+        prefix + "range_hi": _floats(kind.hi),
     }
 
 
-def to_example(a: ImageRecord, b: ImageRecord | None = None) -> bytes:
-    """A serialised Example for one image, or for an (A, B) pair."""
-    feats = _features(a, PREFIX_A)
+def to_example(a: ImageRecord, b: ImageRecord | None = None, kinds: tuple[Kind, ...] = (RGB, RGB)) -> bytes:
+    """A serialised Example for one image, or for an (A, B) pair, with their domains' kinds."""
+    feats = _features(a, PREFIX_A, kinds[0])
     if b is not None:
-        feats.update(_features(b, PREFIX_B))
+        feats.update(_features(b, PREFIX_B, kinds[-1]))
     return tf.train.Example(features=tf.train.Features(feature=feats)).SerializeToString()
 
 
@@ -242,3 +254,33 @@ def count_records(files: list[str]) -> int:
         return int(ds.reduce(tf.constant(0, tf.int64), tf.autograph.experimental.do_not_convert(lambda n, _: n + 1)))
     except tf.errors.OpError as e:
         raise UserError(f"{files[0]}: corrupt TFRecord data ({one_line(e.message)})") from None
+
+
+def _kind_of(example: tf.train.Example, prefix: str, path: str) -> Kind:
+    f = example.features.feature
+    if prefix + "channels" not in f:
+        return RGB
+    try:
+        kind = Kind(int(f[prefix + "channels"].int64_list.value[0]), f[prefix + "dtype"].bytes_list.value[0].decode(),
+                    tuple(f[prefix + "range_lo"].float_list.value), tuple(f[prefix + "range_hi"].float_list.value))
+    except (IndexError, KeyError, UnicodeDecodeError):
+        raise UserError(f"{path}: records carry damaged pixel keys ({prefix}channels, dtype, range)") from None
+    if kind.dtype not in DTYPES or not 1 <= kind.channels <= MAX_CHANNELS or len(kind.lo) not in (1, kind.channels) \
+            or len(kind.lo) != len(kind.hi) or any(a >= b for a, b in zip(kind.lo, kind.hi)):
+        raise UserError(f"{path}: records carry a kind this version cannot read ({kind.describe()})")
+    return kind
+
+
+def read_kind(files: list[str], prefix: str = PREFIX_A) -> Kind:
+    """The pixels of the domain stored in `files` under `prefix`, from each file's first record; one line if
+    the files disagree (shards of different builds)."""
+    kinds = {}
+    for f in files:
+        first = next(iter(tf.data.TFRecordDataset(f).take(1)), None)
+        if first is not None:
+            kinds[f] = _kind_of(tf.train.Example.FromString(first.numpy()), prefix, f)
+    if len(set(kinds.values())) > 1:
+        (a, ka), (b, kb) = next(iter(kinds.items())), next((f, k) for f, k in kinds.items() if k != kinds[files[0]])
+        raise UserError(f"{a} holds {ka.describe()} images but {b} {kb.describe()}: one domain, one kind "
+                        "(build them again together)")
+    return next(iter(kinds.values()), RGB)

@@ -6,9 +6,11 @@ shipped by scikit-image, tinted, lit by a smooth gradient, slightly blurred and 
 The training sets come from independent random streams (unpaired), or with `paired` render each
 label map both ways (trainA/i.png ↔ trainB/i.png, for pix2pix). The test split is always paired
 (testA/i.png ↔ testB/i.png) and depends on the seed alone, so paired and unpaired models trained
-with one seed are scored on the same scenes.
+with one seed are scored on the same scenes. With `bands=4` the photos are 16-bit 4-band TIFFs, as a
+multispectral camera's: the RGB render ×257 and a near-infrared band, each class with its own reflectance
+(grass bright, as vegetation is in the near infrared), under the same light.
 
-  python -m cyclegan_tf.data.shapescapes --out data/shapescapes --size 64 --train 300 --test 50 [--paired]
+  python -m cyclegan_tf.data.shapescapes --out data/shapescapes --size 64 --train 300 --test 50 [--paired] [--bands 4]
 """
 from __future__ import annotations
 
@@ -24,6 +26,7 @@ PALETTE = np.array([[40, 40, 160], [220, 50, 40], [240, 220, 60], [60, 200, 220]
 # (scikit-image texture, RGB tint) per class; these ship inside the wheel (no download)
 _LOOK = (("grass", (0.55, 1.0, 0.45)), ("brick", (1.0, 0.55, 0.45)), ("gravel", (0.85, 0.85, 1.0)),
          ("chelsea", (1.0, 1.0, 1.0)))
+_NEAR_INFRARED = (0.75, 0.35, 0.25, 0.5)  # reflectance of each class's material (grass, brick, gravel, fur)
 
 
 @functools.cache
@@ -78,29 +81,54 @@ def render(classes: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.clip(photo + rng.normal(0, 4, photo.shape), 0, 255).astype(np.uint8)
 
 
-def _pairs(out: Path, split: str, rng: np.random.Generator, n: int, size: int) -> None:
+def with_near_infrared(classes: np.ndarray, photo: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A photo as a 16-bit 4-band image: R, G, B ×257 and a near-infrared band from each class's reflectance,
+    textured by the photo's brightness; uint16 [H, W, 4]."""
+    brightness = photo.astype(np.float32).mean(-1) / 255.0
+    nir = np.asarray(_NEAR_INFRARED, np.float32)[classes] * (0.6 + 0.4 * brightness) * 65535.0
+    nir = np.clip(nir + rng.normal(0, 600, nir.shape), 0, 65535)
+    return np.concatenate([photo.astype(np.uint16) * 257, nir.astype(np.uint16)[..., None]], -1)
+
+
+def _save_photo(classes: np.ndarray, rng: np.random.Generator, path: Path, bands: int) -> None:
+    photo = render(classes, rng)
+    if bands == 3:
+        Image.fromarray(photo).save(path.with_suffix(".png"))
+        return
+    import tifffile
+
+    tifffile.imwrite(path.with_suffix(".tif"), with_near_infrared(classes, photo, rng), photometric="minisblack",
+                     planarconfig="contig", compression="zlib")
+
+
+def _pairs(out: Path, split: str, rng: np.random.Generator, n: int, size: int, bands: int = 3) -> None:
     for folder in (f"{split}A", f"{split}B"):
         (out / folder).mkdir(parents=True, exist_ok=True)
     for i in range(n):
         cls = layout(rng, size)
         Image.fromarray(labels(cls)).save(out / f"{split}A" / f"{i:05d}.png")
-        Image.fromarray(render(cls, rng)).save(out / f"{split}B" / f"{i:05d}.png")
+        _save_photo(cls, rng, out / f"{split}B" / f"{i:05d}", bands)
 
 
 def generate(out: str | Path, size: int = 64, train: int = 300, test: int = 50, seed: int = 0,
-             paired: bool = False) -> dict[str, int]:
-    """Writes trainA/ (labels) and trainB/ (photos), unpaired or `paired`, and paired testA/ testB/."""
+             paired: bool = False, bands: int = 3) -> dict[str, int]:
+    """Writes trainA/ (labels) and trainB/ (photos: 8-bit RGB PNGs, or with `bands` 4 16-bit 4-band TIFFs),
+    unpaired or `paired`, and paired testA/ testB/."""
+    if bands not in (3, 4):
+        raise ValueError(f"bands {bands}: 3 (RGB) or 4 (RGB and near infrared)")
     out = Path(out)
     streams = np.random.default_rng(seed).spawn(3)  # labels, photos, test: independent
     if paired:
-        _pairs(out, "train", streams[0], train, size)
+        _pairs(out, "train", streams[0], train, size, bands)
     for folder, rng, kind in () if paired else (("trainA", streams[0], "labels"), ("trainB", streams[1], "photo")):
         (out / folder).mkdir(parents=True, exist_ok=True)
         for i in range(train):
             cls = layout(rng, size)
-            img = labels(cls) if kind == "labels" else render(cls, rng)
-            Image.fromarray(img).save(out / folder / f"{i:05d}.png")
-    _pairs(out, "test", streams[2], test, size)
+            if kind == "labels":
+                Image.fromarray(labels(cls)).save(out / folder / f"{i:05d}.png")
+            else:
+                _save_photo(cls, rng, out / folder / f"{i:05d}", bands)
+    _pairs(out, "test", streams[2], test, size, bands)
     return {"trainA": train, "trainB": train, "testA": test, "testB": test}
 
 
@@ -112,8 +140,10 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--test", type=int, default=50, help="paired test scenes")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--paired", action="store_true", help="training pairs (pix2pix) instead of unpaired domains")
+    p.add_argument("--bands", type=int, default=3, choices=(3, 4),
+                   help="photos as 8-bit RGB (3) or 16-bit RGB + near infrared TIFFs (4)")
     args = p.parse_args(argv)
-    counts = generate(args.out, args.size, args.train, args.test, args.seed, args.paired)
+    counts = generate(args.out, args.size, args.train, args.test, args.seed, args.paired, args.bands)
     kind = "paired" if args.paired else "unpaired"
     print(f"ShapeScapes {args.size}×{args.size} ({kind}) in {args.out}: "
           + ", ".join(f"{k} {v}" for k, v in counts.items()))

@@ -94,19 +94,21 @@ def _load_translation(saved_model: Path):
 
 def to_tflite(saved_model: Path, output: Path, variant: str, size: int) -> Path:
     """Writes the translation of an export (`savedmodel.portable`) as a .tflite file taking float32
-    [1, size, size, 3] in [0, 255] (size 0: any H, W), stored as `variant` says (fp32, fp16, int8); replaces
-    `output` atomically."""
+    [1, size, size, C] in the input's units (8-bit RGB: [0, 255]; size 0: any H, W), stored as `variant` says
+    (fp32, fp16, int8); replaces `output` atomically."""
     if variant not in VARIANTS:
         raise UserError(f"LiteRT variant {variant!r}: choose {', '.join(VARIANTS)}")
     if isinstance(size, bool) or not isinstance(size, int) or size < 0:
         raise UserError(f"LiteRT input size {size!r}: a side in pixels (0: any size)")
     saved_model, output = Path(saved_model), Path(output)
     loaded, translate = _load_translation(saved_model)
-    side = size or None
+    from cyclegan_tf.deploy.savedmodel import channels
+
+    side, c = size or None, channels(loaded)[0]
     fn = tf.function(lambda images: translate(images=images)["images"])
     try:
         with quiet_stderr():
-            concrete = fn.get_concrete_function(tf.TensorSpec([1, side, side, 3], tf.float32, name="images"))
+            concrete = fn.get_concrete_function(tf.TensorSpec([1, side, side, c], tf.float32, name="images"))
             converter = tf.lite.TFLiteConverter.from_concrete_functions([concrete], loaded)
             if variant != "fp32":
                 converter.optimizations = [tf.lite.Optimize.DEFAULT]
@@ -146,8 +148,8 @@ def _interpreter_class():
 
 
 class TFLiteTranslator:
-    """A .tflite file of `to_tflite`, loaded once; calling it translates [N, H, W, 3] images (0..255) one at
-    a time. A file converted with size 0 takes any H, W (the input tensor is resized when the size
+    """A .tflite file of `to_tflite`, loaded once; calling it translates [N, H, W, C] images (in the input's
+    units) one at a time. A file converted with size 0 takes any H, W (the input tensor is resized when the size
     changes); a fixed-size file takes only its own size (see the module's note on resize_tensor_input)."""
 
     def __init__(self, path: str | os.PathLike, num_threads: int | None = None) -> None:
@@ -163,14 +165,16 @@ class TFLiteTranslator:
         inputs, outputs = self.interpreter.get_input_details(), self.interpreter.get_output_details()
         if len(inputs) != 1 or len(outputs) != 1 or inputs[0]["dtype"] != np.float32 \
                 or len(inputs[0]["shape_signature"]) != 4:
-            raise UserError(f"{self.path}: not a translation model of cyclegan_tf (float32 [1, H, W, 3] in and out)")
+            raise UserError(f"{self.path}: not a translation model of cyclegan_tf (float32 [1, H, W, C] in and out)")
         self.input, self.output = inputs[0]["index"], outputs[0]["index"]
+        self.channels = int(inputs[0]["shape_signature"][3])
+        self.out_channels = int(outputs[0]["shape_signature"][3])
         h, w = (int(v) for v in inputs[0]["shape_signature"][1:3])
         self.size = None if h < 0 or w < 0 else (h, w)  # None: any size
         self._shape: tuple[int, ...] | None = None
         if self.size is not None:
             self._allocate()
-            self._shape = (1, h, w, 3)
+            self._shape = (1, h, w, self.channels)
 
     def _allocate(self) -> None:
         with quiet_stderr():  # the first allocation in a process prints "Created ... XNNPACK delegate"
@@ -189,9 +193,9 @@ class TFLiteTranslator:
 
     def __call__(self, images: np.ndarray) -> np.ndarray:
         images = np.asarray(images)
-        if images.ndim != 4 or images.shape[-1] != 3:
-            raise UserError(f"images must be [N, H, W, 3], not {list(images.shape)}")
-        out = np.empty(images.shape, np.float32)
+        if images.ndim != 4 or images.shape[-1] != self.channels:
+            raise UserError(f"images must be [N, H, W, {self.channels}], not {list(images.shape)}")
+        out = np.empty((*images.shape[:3], self.out_channels), np.float32)
         for i, image in enumerate(images):
             x = np.ascontiguousarray(image[None], np.float32)
             self._fit(x.shape)
@@ -202,6 +206,6 @@ class TFLiteTranslator:
 
 
 def run_tflite(path: Path, images: np.ndarray, num_threads: int | None = None) -> np.ndarray:
-    """Translations (float32 [N, H, W, 3] in [0, 255]) of `images` ([N, H, W, 3], 0..255) by a .tflite file
+    """Translations (float32 [N, H, W, C'] in the output's units) of `images` ([N, H, W, C]) by a .tflite file
     of `to_tflite`, with LiteRT's interpreter (XNNPACK on a CPU; `num_threads` default: every core)."""
     return TFLiteTranslator(path, num_threads)(images)

@@ -1,10 +1,13 @@
 """Exporting one generator (G: X→Y or F: Y→X) as a SavedModel that needs only TensorFlow.
 
-Signatures:
-  serving_default  encoded images (string [N]: JPEG/PNG/BMP/GIF bytes) → PNG bytes (string [N]), each
-                   at its input's size; the form TensorFlow Serving's REST API takes (`{"b64": ...}`).
-  translate        float32 [N, H, W, 3] in [0, 255] → float32 [N, H, W, 3] in [0, 255].
-  statistics       float32 [1, H, W, 3] → float32 [K]: every test-time norm layer's per-channel mean and variance
+Signatures (C, C' the input's and output's channels; values in the domains' own units, data/pixels.py):
+  serving_default  encoded images (string [N]: JPEG/PNG/BMP/GIF bytes; 16-bit PNG for 16-bit domains) → PNG
+                   bytes (string [N]) of the output's type, each at its input's size; the form TensorFlow
+                   Serving's REST API takes (`{"b64": ...}`). Where PNG cannot hold a domain (float32, more
+                   than 4 channels), serving_default is `translate`.
+  translate        float32 [N, H, W, C] in the input's units (8-bit RGB: [0, 255]) → float32 [N, H, W, C'] in
+                   the output's units, within its range.
+  statistics       float32 [1, H, W, C] → float32 [K]: every test-time norm layer's per-channel mean and variance
                    on that image (networks.NormStatistics), and
   translate_with_statistics  images and those K statistics → translate's output, every norm layer using the
                    given statistics instead of each image's own: the tiles of a large image translated as the
@@ -13,8 +16,10 @@ Any H, W ≥ 1: the graph mirror-pads to the multiple the generator needs (mirro
 image requires) and crops back; or, with image_size > 0, resizes to that square and back (vanhuyz's
 behaviour). The training flags, the training step and the direction (XtoY or YtoX; a paired run's AtoB or
 BtoA) are stored as variables: `m.flags_json`, `m.train_step`, `m.direction`, the compute type as
-`m.precision` (fp32, bf16, fp16), and how a resized input must be resized as `m.input_resize` (bicubic, or
-nearest for label maps). The generator's weights are constants of the graph (ConstantWeights), not variables.
+`m.precision` (fp32, bf16, fp16), how a resized input must be resized as `m.input_resize` (bicubic, or
+nearest for label maps), and the pixels of each side as `m.input_channels`, `m.input_dtype`, `m.input_lo`,
+`m.input_hi` and the same for `output_` (an export written before them is 8-bit RGB). The generator's
+weights are constants of the graph (ConstantWeights), not variables.
 
 An export is written under `.NAME.tmp-PID` and swapped in whole; only a folder that is recognisably an
 export (SavedModel files and nothing else) or an empty one is ever replaced.
@@ -32,6 +37,7 @@ import numpy as np
 import tensorflow as tf
 
 from cyclegan_tf.atomic import atomic_path, remove_stale, restore_set_aside, swap_in, temp_name
+from cyclegan_tf.data.pixels import RGB, Kind, from_unit, of_export, to_unit
 from cyclegan_tf.errors import UserError, disk_failure
 from cyclegan_tf.networks import direct_convs, norm_statistics
 from cyclegan_tf.options import PRECISIONS
@@ -71,16 +77,25 @@ def weight_bytes(model: keras.Model) -> int:
 class Translator(tf.Module):
     def __init__(self, generator: keras.Model, multiple: int, image_size: int, flags: dict, step: int,
                  direction: str, precision: str = "fp32", min_side: int | None = None, resize: str = "bicubic",
-                 constant_weights: bool = False) -> None:
+                 constant_weights: bool = False, kinds: tuple[Kind, Kind] = (RGB, RGB)) -> None:
         """`constant_weights`: the graph holds the generator's weights as constants (ConstantWeights), as
-        they are now, if they fit under CONSTANT_WEIGHTS_LIMIT; otherwise it reads its variables."""
+        they are now, if they fit under CONSTANT_WEIGHTS_LIMIT; otherwise it reads its variables. `kinds`:
+        the pixels that go in and come out."""
         super().__init__(name=f"translator_{direction}")
         if constant_weights and weight_bytes(generator) <= CONSTANT_WEIGHTS_LIMIT:
             generator = ConstantWeights(generator)  # not a Trackable: a SavedModel saves no variables of it
+        self.kinds = kinds
+        for side, k in zip(("input", "output"), kinds):
+            setattr(self, f"{side}_channels", tf.Variable(k.channels, trainable=False, name=f"{side}_channels"))
+            setattr(self, f"{side}_dtype", tf.Variable(k.dtype, trainable=False, name=f"{side}_dtype"))
+            lo, hi = (np.broadcast_to(v, k.channels).astype(np.float32) for v in k.lo_hi())
+            setattr(self, f"{side}_lo", tf.Variable(lo, trainable=False, name=f"{side}_lo"))
+            setattr(self, f"{side}_hi", tf.Variable(hi, trainable=False, name=f"{side}_hi"))
+        self._define_signatures(kinds[0].channels)
         self.generator, self.multiple, self.image_size = generator, multiple, image_size
         self.resize = resize  # of the input in the square mode: nearest for label maps
         self.input_resize = tf.Variable(resize, trainable=False, name="input_resize")
-        self.min_side = min_side or smallest_side(self.generator, multiple)
+        self.min_side = min_side or smallest_side(self.generator, multiple, kinds[0].channels)
         self.flags_json = tf.Variable(json.dumps(flags, sort_keys=True), trainable=False, name="flags_json")
         self.train_step = tf.Variable(step, dtype=tf.int64, trainable=False, name="train_step")
         self.direction = tf.Variable(direction, trainable=False, name="direction")
@@ -101,44 +116,54 @@ class Translator(tf.Module):
         return y[:, ph // 2:ph // 2 + h, pw // 2:pw // 2 + w, :]
 
     def _translated(self, images: tf.Tensor) -> dict[str, tf.Tensor]:
-        return {"images": _pixels(self._run(images / 127.5 - 1.0))}
+        return {"images": from_unit(self._run(to_unit(images, self.kinds[0])), self.kinds[1])}
 
-    @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32, name="images")])
-    def translate(self, images: tf.Tensor) -> dict[str, tf.Tensor]:
-        return self._translated(images)
+    def _define_signatures(self, c: int) -> None:
+        """The signatures, for inputs of `c` channels (tf.function's input_signature is fixed when defined)."""
+        images = tf.TensorSpec([None, None, None, c], tf.float32, name="images")
+        self.translate = tf.function(self._translated, input_signature=[images])
+        self.translate_portable = tf.function(self._portable, input_signature=[images])
+        self.statistics = tf.function(self._statistics, input_signature=[
+            tf.TensorSpec([1, None, None, c], tf.float32, name="images")])
+        self.translate_with_statistics = tf.function(self._with_statistics, input_signature=[
+            images, tf.TensorSpec([None], tf.float32, name="statistics")])
+        self.serve = None  # what PNG (or JPEG) bytes can carry in and out only: a SavedModel traces every function
+        if all(k.png for k in self.kinds):
+            self.serve = tf.function(self._serve, input_signature=[tf.TensorSpec([None], tf.string,
+                                                                                 name="image_bytes")])
 
-    @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32, name="images")])
-    def translate_portable(self, images: tf.Tensor) -> dict[str, tf.Tensor]:
+    def _portable(self, images: tf.Tensor) -> dict[str, tf.Tensor]:
         """`translate` with direct convs only (networks.direct_convs): the graph LiteRT and ONNX convert,
         and the faster one where the convolutions are cuDNN's (not measured: no GPU here)."""
         with direct_convs():
             return self._translated(images)
 
-    @tf.function(input_signature=[tf.TensorSpec([1, None, None, 3], tf.float32, name="images")])
-    def statistics(self, images: tf.Tensor) -> dict[str, tf.Tensor]:
+    def _statistics(self, images: tf.Tensor) -> dict[str, tf.Tensor]:
         with norm_statistics() as stats:
-            self._run(images / 127.5 - 1.0)
+            self._run(to_unit(images, self.kinds[0]))
         return {"statistics": stats.vector()}
 
-    @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32, name="images"),
-                                  tf.TensorSpec([None], tf.float32, name="statistics")])
-    def translate_with_statistics(self, images: tf.Tensor, statistics: tf.Tensor) -> dict[str, tf.Tensor]:
+    def _with_statistics(self, images: tf.Tensor, statistics: tf.Tensor) -> dict[str, tf.Tensor]:
         with norm_statistics(statistics):
             return self._translated(images)
 
     def signatures(self) -> dict[str, tf.types.experimental.ConcreteFunction]:
-        signatures = {"serving_default": self.serve, "translate": self.translate}
+        signatures = {"serving_default": self.serve or self.translate, "translate": self.translate}
         if not self.image_size:  # tiles of a large image, normalised as the whole image (inference.py --tile)
             signatures.update(statistics=self.statistics, translate_with_statistics=self.translate_with_statistics)
         return signatures
 
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")])
-    def serve(self, image_bytes: tf.Tensor) -> dict[str, tf.Tensor]:
+    def _serve(self, image_bytes: tf.Tensor) -> dict[str, tf.Tensor]:
+        k_in, k_out = self.kinds
+
         def one(data: tf.Tensor) -> tf.Tensor:
-            img = tf.io.decode_image(data, channels=3, expand_animations=False)
-            img.set_shape([None, None, 3])
+            if k_in.dtype == "uint8" and k_in.channels in (1, 3):
+                img = tf.io.decode_image(data, channels=k_in.channels, expand_animations=False)
+            else:
+                img = tf.io.decode_png(data, channels=k_in.channels, dtype=tf.as_dtype(k_in.dtype))
+            img.set_shape([None, None, k_in.channels])
             out = self.translate(tf.cast(img, tf.float32)[None])["images"][0]
-            return tf.io.encode_png(tf.cast(tf.round(out), tf.uint8))
+            return tf.io.encode_png(tf.cast(tf.round(out), tf.as_dtype(k_out.dtype)))
 
         return {"image_bytes": tf.map_fn(one, image_bytes, fn_output_signature=tf.string)}
 
@@ -156,12 +181,12 @@ def mirror_indices(n: tf.Tensor | int, before: tf.Tensor | int, after: tf.Tensor
     return tf.where(i < n, i, 2 * n - 1 - i)
 
 
-def smallest_side(generator: keras.Model, multiple: int) -> int:
+def smallest_side(generator: keras.Model, multiple: int, channels: int = 3) -> int:
     """The smallest square multiple of `multiple` the generator accepts: a ResNet's reflection pads need
     2 px at its 1/4-size bottleneck, so 8 and not 4; a U-Net takes its multiple itself."""
     for side in range(multiple, 8 * multiple + 1, multiple):
         try:
-            generator(tf.zeros([1, side, side, 3]), training=False)
+            generator(tf.zeros([1, side, side, channels]), training=False)
             return side
         except tf.errors.InvalidArgumentError:
             continue
@@ -249,7 +274,8 @@ def write(run: str | Path, direction: str, target: str | Path, image_size: int =
     tidy(target)
     module = Translator(model_cls.exported_network(cfg, nets, direction), multiple, image_size, cfg.as_flags(), step,
                         model_cls.exported_direction(cfg, direction), precision,
-                        resize="nearest" if model_cls.input_is_labels(cfg) else "bicubic", constant_weights=True)
+                        resize="nearest" if model_cls.input_is_labels(cfg) else "bicubic", constant_weights=True,
+                        kinds=model_cls.exported_kinds(cfg, direction))
     tmp = temp_name(target)
     try:
         tf.saved_model.save(module, str(tmp), signatures=module.signatures())
@@ -288,6 +314,12 @@ def export(run: str | Path, direction: str, target: str | Path, image_size: int 
         discard(tmp)
 
 
+def channels(loaded) -> tuple[int, int]:
+    """(input, output) channels of a loaded export."""
+    k_in, k_out = of_export(loaded)
+    return k_in.channels, k_out.channels
+
+
 def portable(loaded):
     """An export's translation for converters: `translate_portable`, or the `translate` signature of an
     export written before it existed."""
@@ -301,7 +333,7 @@ def to_onnx(saved_model: Path, output: Path) -> Path:
     except ImportError:
         raise UserError("--onnx needs tf2onnx: pip install 'cyclegan_tf[onnx]'") from None
     loaded = tf.saved_model.load(str(saved_model))  # kept referenced: its variables die with it
-    spec = [tf.TensorSpec([None, None, None, 3], tf.float32, name="images")]
+    spec = [tf.TensorSpec([None, None, None, channels(loaded)[0]], tf.float32, name="images")]
     remove_stale(output)
     try:
         with atomic_path(output) as tmp:
@@ -320,6 +352,10 @@ def to_frozen_graph(saved_model: Path, output: Path, size: int) -> Path:
     from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
 
     loaded = tf.saved_model.load(str(saved_model))
+    k_in, k_out = of_export(loaded)
+    if not (k_in.rgb and k_out.rgb):
+        raise UserError(f"vanhuyz's frozen graph (.pb) carries 8-bit RGB JPEGs; {saved_model} translates "
+                        f"{k_in.describe()} into {k_out.describe()} (use the SavedModel, ONNX or LiteRT export)")
 
     @tf.function(input_signature=[tf.TensorSpec([size, size, 3], tf.float32, name="input_image")])
     def frozen(input_image: tf.Tensor) -> tf.Tensor:

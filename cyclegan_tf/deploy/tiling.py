@@ -8,7 +8,7 @@ its long side (the export's `statistics` signature), for every tile (`translate_
 is then normalised as it would be in the whole image, and only the receptive field at its border differs,
 which the overlap blends away. `norm_stats="tile"` is plain tiling.
 
-Memory is bounded by the image itself: the input (uint8), one float32 accumulator of its size and one of
+Memory is bounded by the image itself: the input, one float32 accumulator of its size and one of
 weights, plus one batch of tiles in the generator; a 6000 × 4000 photo stays within 4 GB
 (docs/benchmarks.md).
 """
@@ -62,26 +62,33 @@ def statistics(model, image: np.ndarray, stats_size: int) -> tf.Tensor:
                         "version, or in square mode with --image_size); export it again, or use --norm_stats=tile")
     h, w = image.shape[:2]
     scale = min(1.0, stats_size / max(h, w))
-    small = Image.fromarray(image)
-    if scale < 1:
-        size = (max(1, round(w * scale)), max(1, round(h * scale)))
-        small = small.resize(size, Image.NEAREST if model.nearest else Image.BICUBIC)
-    x = tf.constant(np.asarray(small, np.float32)[None])
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    if image.dtype == np.uint8 and image.shape[-1] == 3:  # PIL's bicubic, as the images were read
+        small = Image.fromarray(image)
+        if scale < 1:
+            small = small.resize(size, Image.NEAREST if model.nearest else Image.BICUBIC)
+        x = tf.constant(np.asarray(small, np.float32)[None])
+    else:
+        x = tf.constant(image[None].astype(np.float32))
+        if scale < 1:
+            x = tf.image.resize(x, size[::-1], method="nearest" if model.nearest else "bicubic",
+                                antialias=not model.nearest)
     return model.statistics(images=x)["statistics"]
 
 
 def translate_tiled(model, image: np.ndarray, tile: int, overlap: int, batch_size: int, norm_stats: str = "global",
                     stats_size: int = 1024) -> np.ndarray:
-    """uint8 [H, W, 3] translation of `image` in tiles of tile × tile px (less where the image is smaller).
-    `model` is an inference.Export: `translate(images=)`, `nearest` and, for global statistics, `statistics`
-    and `translate_with_statistics`."""
+    """[H, W, C'] translation of `image` ([H, W, C]) in tiles of tile × tile px (less where the image is
+    smaller), in the output's type. `model` is an inference.Export: `translate(images=)`, `nearest`, `kinds`
+    and, for global statistics, `statistics` and `translate_with_statistics`."""
     h, w = image.shape[:2]
     th, tw = min(tile, h), min(tile, w)
     run: Callable[[tf.Tensor], tf.Tensor] = lambda x: model.translate(images=x)["images"]  # noqa: E731
     if norm_stats == "global":
         stats = statistics(model, image, stats_size)
         run = lambda x: model.translate_with_statistics(images=x, statistics=stats)["images"]  # noqa: E731
-    acc = np.zeros((h, w, 3), np.float32)
+    kind = model.kinds[1]
+    acc = np.zeros((h, w, kind.channels), np.float32)
     weight = np.zeros((h, w, 1), np.float32)
     boxes = [(y, x) for y in positions(h, tile, overlap) for x in positions(w, tile, overlap)]
     for i in range(0, len(boxes), batch_size):
@@ -94,6 +101,8 @@ def translate_tiled(model, image: np.ndarray, tile: int, overlap: int, batch_siz
             acc[y:y + th, x:x + tw] += out * win
             weight[y:y + th, x:x + tw] += win
     np.divide(acc, weight, out=acc)  # in place: the image-sized float buffers are the memory bound
+    if kind.dtype == "float32":
+        return acc
     np.rint(acc, out=acc)
-    np.clip(acc, 0, 255, out=acc)
-    return acc.astype(np.uint8)
+    np.clip(acc, 0, 255 if kind.dtype == "uint8" else 65535, out=acc)
+    return acc.astype(kind.dtype)

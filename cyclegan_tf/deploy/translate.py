@@ -1,10 +1,12 @@
 """Translating image files with an exported SavedModel: one file, a folder, or a glob.
 
 Only TensorFlow's saved_model API is used on the model, so any export (ours, or copied elsewhere)
-works. Inputs are decoded with PIL (every format build_data.py takes, EXIF rotation applied),
-images of the same size are batched, and each output is written to a temporary name and renamed
-(leftovers of a killed run are removed first). In folder mode an image the model cannot translate
-(an older export refuses images under its generator's minimum size) is skipped with a warning.
+works. Inputs are read as the export's input pixels (data/pixels.py; every format build_data.py takes,
+EXIF rotation applied) and outputs written in the output's units and type (a 16-bit PNG gives a
+16-bit PNG, a float TIFF a float TIFF). Images of the same size are batched, and each output is written
+to a temporary name and renamed (leftovers of a killed run are removed first). In folder mode an
+image the model cannot translate (an older export refuses images under its generator's minimum size)
+is skipped with a warning.
 """
 from __future__ import annotations
 
@@ -26,11 +28,14 @@ from PIL import Image
 from tqdm import tqdm
 
 from cyclegan_tf.atomic import atomic_path, remove_stale, write_text
+from cyclegan_tf.data import imagefiles
 from cyclegan_tf.data.imagefiles import IMAGE_EXTENSIONS, BadImage, find_images, open_rgb
+from cyclegan_tf.data.pixels import Kind, of_export
 from cyclegan_tf.deploy import tiling
 from cyclegan_tf.errors import UserError, disk_error, one_line
 
-OUTPUT_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP"}
+OUTPUT_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".tif": "TIFF", ".tiff": "TIFF",
+                  ".npy": "NPY"}
 _EXPORT_PARTS = ("variables", "fingerprint.pb", "assets")
 
 
@@ -47,6 +52,7 @@ class Export:
     statistics: Callable | None  # None in exports written before tiling, or in square mode
     translate_with_statistics: Callable | None
     nearest: bool  # label maps are resized nearest-neighbour
+    kinds: tuple[Kind, Kind]  # the pixels that go in and come out
 
 
 def load_model(model: str, export_dir: str = "pretrained") -> Export:
@@ -73,7 +79,7 @@ def load_model(model: str, export_dir: str = "pretrained") -> Export:
     # exports written before `input_resize` existed take images
     nearest = getattr(loaded, "input_resize", None) is not None and loaded.input_resize.numpy() == b"nearest"
     return Export(loaded, loaded.signatures["translate"], loaded.signatures.get("statistics"),
-                  loaded.signatures.get("translate_with_statistics"), nearest)
+                  loaded.signatures.get("translate_with_statistics"), nearest, of_export(loaded))
 
 
 def _damage(path: Path) -> str | None:
@@ -112,7 +118,11 @@ def _inputs(pattern: str) -> tuple[list[Path], bool]:
 def _save(img: np.ndarray, path: Path, quality: int) -> None:
     fmt = OUTPUT_FORMATS[path.suffix.lower()]
     with atomic_path(path) as tmp:
-        Image.fromarray(img).save(tmp, format=fmt, **({"quality": quality} if fmt != "PNG" else {}))
+        if fmt in ("TIFF", "NPY") or img.dtype != np.uint8 or img.shape[-1] not in (1, 3):
+            imagefiles.write_array(img, tmp, path.suffix)
+            return
+        Image.fromarray(img[..., 0] if img.shape[-1] == 1 else img).save(
+            tmp, format=fmt, **({"quality": quality} if fmt != "PNG" else {}))
 
 
 @dataclass(frozen=True)
@@ -138,6 +148,8 @@ def run(model: str, input_pattern: str, output: str, *, export_dir: str = "pretr
     targets, folder = _targets(files, single, output, options.fmt)
     tiling.check(options.tile, options.overlap, options.norm_stats, options.stats_size)
     exported = load_model(model, export_dir)
+    targets, folder = _targets(files, single, output, options.fmt, exported.kinds[1])
+    _check_pixels(exported, targets, options)
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as e:
@@ -153,6 +165,33 @@ def run(model: str, input_pattern: str, output: str, *, export_dir: str = "pretr
 
 
 _Item = tuple[Path, Path, np.ndarray]  # (input, output, pixels)
+
+
+def _check_pixels(exported: Export, targets: list[Path], options: Settings) -> None:
+    """Outputs whose format cannot hold the export's output pixels, refused before anything is written."""
+    k_in, k_out = exported.kinds
+    for t in dict.fromkeys(t.suffix.lower() for t in targets):
+        why = imagefiles.fits(t, k_out.channels, k_out.dtype)
+        if why:
+            raise UserError(f"--output: {why}")
+    if options.side_by_side and (k_in.channels, k_in.dtype) != (k_out.channels, k_out.dtype):
+        raise UserError(f"--side_by_side: the input ({k_in.describe()}) and output ({k_out.describe()}) differ in "
+                        "channels or type and cannot share one image")
+    if options.write_html and not all(k.dtype == "uint8" and k.channels in (1, 3) for k in (k_in, k_out)):
+        raise UserError("--html: the gallery shows 8-bit grey and RGB pictures; this export translates "
+                        f"{k_in.describe()} into {k_out.describe()}")
+
+
+def read_input(data: bytes, name: str, kind: Kind) -> np.ndarray:
+    """[H, W, C] of an input file as the export takes it: 8-bit pictures made grey or RGB as it needs (a
+    16-bit picture scaled to 8 bits for an 8-bit export, as before); other images must be of its kind."""
+    if kind.dtype == "uint8" and kind.channels in (1, 3):
+        try:
+            return imagefiles.load_pixels(data, name, kind.channels, kind.dtype)
+        except BadImage:
+            img = open_rgb(data, name)
+            return np.asarray(img.convert("L"))[..., None] if kind.channels == 1 else np.asarray(img)
+    return imagefiles.load_pixels(data, name, kind.channels, kind.dtype)
 
 
 class _Job:
@@ -192,14 +231,12 @@ def _batches(files: list[Path], targets: list[Path], job: _Job) -> Iterator[list
     o, batch = job.options, []
     for src, dst in zip(files, targets):
         try:
-            img = open_rgb(src.read_bytes(), src.name)
+            arr = read_input(src.read_bytes(), src.name, job.exported.kinds[0])
         except (BadImage, OSError) as e:
-            job.skip(src, str(e))
+            job.skip(src, getattr(e, "strerror", None) or str(e))
             continue
         if o.image_size:  # vanhuyz's square mode: the output is image_size × image_size
-            img = img.resize((o.image_size, o.image_size), Image.NEAREST if job.exported.nearest else Image.BICUBIC)
-        arr = np.asarray(img)
-        del img  # a large photo: one copy at a time
+            arr = _square(arr, o.image_size, job.exported.nearest)
         large = o.tile and max(arr.shape[:2]) > o.tile  # translated alone, in tiles
         if batch and (large or len(batch) >= o.batch_size or batch[0][2].shape != arr.shape):
             yield batch
@@ -212,33 +249,57 @@ def _batches(files: list[Path], targets: list[Path], job: _Job) -> Iterator[list
         yield batch
 
 
-def _targets(files: list[Path], single: bool, output: str, fmt: str) -> tuple[list[Path], Path]:
-    """(output file of each input, output folder), checked before anything is written."""
+def _square(arr: np.ndarray, size: int, nearest: bool) -> np.ndarray:
+    if arr.dtype == np.uint8 and arr.shape[-1] in (1, 3):  # PIL, as ever: the outputs of 8-bit pictures stay put
+        img = Image.fromarray(arr[..., 0] if arr.shape[-1] == 1 else arr)
+        out = np.asarray(img.resize((size, size), Image.NEAREST if nearest else Image.BICUBIC))
+        return out[..., None] if out.ndim == 2 else out
+    return tf.image.resize(arr.astype(np.float32), [size, size], method="nearest" if nearest else "bicubic",
+                           antialias=not nearest).numpy()
+
+
+def _targets(files: list[Path], single: bool, output: str, fmt: str, kind: Kind | None = None
+             ) -> tuple[list[Path], Path]:
+    """(output file of each input, output folder), checked before anything is written. In folder mode an
+    output keeps its input's format where that holds the output `kind`, else PNG, else TIFF."""
     out = Path(output)
     if single and not out.is_dir():
         if out.suffix.lower() not in OUTPUT_FORMATS:
-            raise UserError(f"--output={output}: use .png, .jpg, .jpeg or .webp (the format follows it)")
+            raise UserError(f"--output={output}: use .png, .jpg, .jpeg, .webp, .tif or .npy (the format follows it)")
         targets, folder = [out], out.parent
     else:
         folder = out
         ext = "." + fmt.lower().lstrip(".") if fmt else ""
         if ext and ext not in OUTPUT_FORMATS:
-            raise UserError(f"--format={fmt}: choose png, jpg or webp")
+            raise UserError(f"--output_format={fmt}: choose png, jpg, webp, tif or npy")
         stems = [f.stem for f in files]
         # a.jpg and a.png in one folder must not overwrite each other's output
         names = [f"{f.stem}_{f.suffix[1:]}" if stems.count(f.stem) > 1 else f.stem for f in files]
-        targets = [folder / (n + (ext or (f.suffix.lower() if f.suffix.lower() in OUTPUT_FORMATS else ".png")))
-                   for n, f in zip(names, files)]
+        targets = [folder / (n + (ext or _default_ext(f.suffix.lower(), kind))) for n, f in zip(names, files)]
     clash = next((f for f, t in zip(files, targets) if t.resolve() == f.resolve()), None)
     if clash:
         raise UserError(f"--output={output}: would overwrite the input {clash}; choose another folder or format")
     return targets, folder
 
 
+_PICTURE_FORMATS = (".png", ".jpg", ".jpeg", ".webp")
+
+
+def _default_ext(ext: str, kind: Kind | None) -> str:
+    """8-bit pictures as before (PNG unless the input was a format browsers show); other pixels in the input's
+    format where it holds them."""
+    if kind is None or (kind.dtype == "uint8" and kind.channels in (1, 3)):
+        return ext if ext in _PICTURE_FORMATS else ".png"
+    for candidate in (ext, ".png", ".tif"):
+        if candidate in OUTPUT_FORMATS and imagefiles.fits(candidate, kind.channels, kind.dtype) is None:
+            return candidate
+    return ".tif"
+
+
 def _translate(exported: Export, images: np.ndarray, tile: int = 0, overlap: int = 0, batch_size: int = 1,
                norm_stats: str = "global", stats_size: int = 1024) -> np.ndarray:
-    """uint8 translations of a batch of equal-sized images (one image larger than `tile`: in tiles); a
-    UserError if the model refuses them."""
+    """Translations of a batch of equal-sized images (one image larger than `tile`: in tiles) in the output's
+    type; a UserError if the model refuses them."""
     try:
         if tile and max(images.shape[1:3]) > tile:
             return np.stack([tiling.translate_tiled(exported, img, tile, overlap, batch_size, norm_stats, stats_size)
@@ -248,7 +309,7 @@ def _translate(exported: Export, images: np.ndarray, tile: int = 0, overlap: int
         h, w = images.shape[1:3]
         raise UserError(f"the model cannot translate a {w}×{h} image ({one_line(e.message)[:120]}); "
                         "an export of this version takes any size") from None
-    return np.round(y).astype(np.uint8)
+    return exported.kinds[1].to_stored(y)
 
 
 def _gallery(folder: Path, summary: Summary) -> None:

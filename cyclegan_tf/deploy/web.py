@@ -56,9 +56,11 @@ def find_runtime(explicit: str | Path | None = None) -> Path:
                     f"repository ({Path(__file__).resolve().parents[2]}), or pass --web_runtime DIR")
 
 
-def write_page(folder: str | Path, models: list[str], runtime: str | Path) -> Path:
+def write_page(folder: str | Path, models: list[str], runtime: str | Path,
+               channels: dict[str, tuple[int, int]] | None = None) -> Path:
     """Writes folder/inference.html for the models folder/<name>.onnx and copies the runtime into folder/ort/;
-    returns the page. Files appear whole; runtime files already there and identical are left alone."""
+    returns the page. `channels`: each model's (input, output) channels, 1 (grey) or 3 (RGB; the default).
+    Files appear whole; runtime files already there and identical are left alone."""
     folder, runtime = Path(folder), Path(runtime)
     if not models:
         raise UserError(f"{folder}: no model for the browser page (export with --onnx first)")
@@ -77,14 +79,16 @@ def write_page(folder: str | Path, models: list[str], runtime: str | Path) -> Pa
                 continue
             with atomic.atomic_path(target) as tmp:
                 shutil.copyfile(source, tmp)
-        atomic.write_text(folder / PAGE, page(models))
+        atomic.write_text(folder / PAGE, page(models, channels=channels))
     except OSError as e:
         raise UserError(f"{e.filename or folder}: {e.strerror}") from None
     return folder / PAGE
 
 
-def page(models: list[str], max_side: int = DEFAULT_MAX_SIDE) -> str:
+def page(models: list[str], max_side: int = DEFAULT_MAX_SIDE, channels: dict[str, tuple[int, int]] | None = None
+         ) -> str:
     """The page's HTML: one file, its script and style inline; the runtime is loaded from ort/."""
+    shapes = json.dumps({m: list((channels or {}).get(m, (3, 3))) for m in models}).replace("</", "<\\/")
     if len(models) > 1:
         options = "".join(f'<option value="{html.escape(m)}">{html.escape(m)}</option>' for m in models)
         chooser = f'<label>Model <select id="model">{options}</select></label>'
@@ -92,7 +96,7 @@ def page(models: list[str], max_side: int = DEFAULT_MAX_SIDE) -> str:
         chooser = f'<span>Model <b>{html.escape(models[0])}</b></span>'
     listed = json.dumps(models).replace("</", "<\\/")
     return (_TEMPLATE.replace("{{CHOOSER}}", chooser).replace("{{MODELS}}", listed)
-            .replace("{{MAX_SIDE}}", str(max_side)))
+            .replace("{{CHANNELS}}", shapes).replace("{{MAX_SIDE}}", str(max_side)))
 
 
 _TEMPLATE = """<!doctype html>
@@ -135,6 +139,7 @@ long side has at most that many pixels before they are translated.</p>
 <script>
 "use strict";
 const MODELS = {{MODELS}};
+const CHANNELS = {{CHANNELS}};  // per model: [input, output] channels, 1 (grey) or 3 (RGB)
 const params = new URLSearchParams(location.search);
 const $ = (id) => document.getElementById(id);
 const status = $("status"), maxSide = $("max"), save = $("save");
@@ -180,21 +185,26 @@ async function translate(img, name) {
   ctx.fillRect(0, 0, w, h);
   ctx.drawImage(img, 0, 0, w, h);
   const rgba = ctx.getImageData(0, 0, w, h).data;
-  const x = new Float32Array(w * h * 3);  // NHWC [1, h, w, 3] in [0, 255]
-  for (let i = 0, j = 0; i < rgba.length; i += 4, j += 3) {
-    x[j] = rgba[i]; x[j + 1] = rgba[i + 1]; x[j + 2] = rgba[i + 2];
+  const [cin, cout] = CHANNELS[name] || [3, 3];
+  const x = new Float32Array(w * h * cin);  // NHWC [1, h, w, cin] in [0, 255]
+  for (let i = 0, j = 0; i < rgba.length; i += 4, j += cin) {
+    if (cin === 1) {  // grey as PIL's convert("L") makes it, as build_data.py and inference.py do
+      x[j] = (rgba[i] * 19595 + rgba[i + 1] * 38470 + rgba[i + 2] * 7471 + 0x8000) >> 16;
+    } else {
+      x[j] = rgba[i]; x[j + 1] = rgba[i + 1]; x[j + 2] = rgba[i + 2];
+    }
   }
   say(`Loading ${name}…`);
   const t0 = performance.now();
   const s = await session(name);
   const t1 = performance.now();
   say(`Translating ${w}×${h} px with ${name}…`);
-  const result = await s.run({ [s.inputNames[0]]: new ort.Tensor("float32", x, [1, h, w, 3]) });
+  const result = await s.run({ [s.inputNames[0]]: new ort.Tensor("float32", x, [1, h, w, cin]) });
   const y = result[s.outputNames[0]].data;
   const t2 = performance.now();
   const out = new Uint8ClampedArray(w * h * 4);  // rounds and clamps
-  for (let i = 0, j = 0; i < out.length; i += 4, j += 3) {
-    out[i] = y[j]; out[i + 1] = y[j + 1]; out[i + 2] = y[j + 2]; out[i + 3] = 255;
+  for (let i = 0, j = 0; i < out.length; i += 4, j += cout) {
+    out[i] = y[j]; out[i + 1] = y[j + (cout > 1)]; out[i + 2] = y[j + 2 * (cout > 1)]; out[i + 3] = 255;
   }
   output.getContext("2d").putImageData(new ImageData(out, w, h), 0, 0);
   window.translation = { width: w, height: h, rgba: out };

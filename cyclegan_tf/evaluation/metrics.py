@@ -1,10 +1,16 @@
 """The scores, on Inception features or pixels, free of any file or command-line handling: FID, KID,
-precision/recall/density/coverage, the Inception Score, PSNR/SSIM and the FCN-score protocol on label maps.
-score.py (the command) and during_training.py (evaluation during training) both score with these.
+precision/recall/density/coverage, the Inception Score, PSNR/SSIM, errors in the data's units (any pixels:
+data/pixels.py) and the FCN-score protocol on label maps. score.py (the command) and during_training.py
+(evaluation during training) both score with these.
 """
 from __future__ import annotations
 
 import numpy as np
+
+from cyclegan_tf.data.pixels import Kind
+
+BAND_METRICS = ("mae", "rmse", "psnr", "ssim")
+SSIM_MIN_SIDE = 11  # the Gaussian window of Wang et al. (σ = 1.5, 11 × 11): smaller images have no SSIM
 
 
 def fid(a: np.ndarray, b: np.ndarray) -> float:
@@ -114,6 +120,67 @@ def psnr_ssim(pred: np.ndarray, truth: np.ndarray) -> dict[str, float]:
     p, t = tf.constant(pred), tf.constant(truth)
     return {"psnr": float(tf.reduce_mean(tf.image.psnr(p, t, 255))),
             "ssim": float(tf.reduce_mean(tf.image.ssim(p, t, 255)))}
+
+
+def inception_view(kind: Kind, domain: str) -> tuple[bool, str]:
+    """Whether Inception's scores (FID, KID, PRDC, IS) can see `domain`'s images, and a note for the reader.
+
+    They are defined on 8-bit photos: 3-channel uint8 images are given as they are, 1-channel uint8 (grey)
+    ones with the channel replicated to RGB (noted, as grey FIDs are not comparable with colour ones); for
+    anything else (16-bit, float, other channel counts) Inception's numbers would mean nothing: not computed."""
+    if kind.dtype == "uint8" and kind.channels == 3:
+        return True, ""
+    if kind.dtype == "uint8" and kind.channels == 1:
+        return True, f"FID/KID on {domain}'s grey images with the channel replicated to RGB (grey replicated)"
+    return False, f"FID/KID/IS need RGB photos; {domain} is {kind.channels}-channel {kind.dtype}: not computed"
+
+
+def as_photos(images: np.ndarray) -> np.ndarray:
+    """uint8 [N, H, W, 3] for Inception of 8-bit images of 1 or 3 channels (inception_view said yes); floats in
+    the data's units are rounded as an export would store them."""
+    if images.dtype != np.uint8:
+        images = np.clip(np.round(images), 0, 255).astype(np.uint8)
+    return np.repeat(images, 3, axis=-1) if images.shape[-1] == 1 else images
+
+
+def band_errors(pred: np.ndarray, truth: np.ndarray, lo: tuple[float, ...], hi: tuple[float, ...],
+                ssim: bool = True) -> dict[str, list[float]]:
+    """Per band (channel), in the data's units with its range hi − lo as the data range: MAE and RMSE over
+    every pixel, PSNR and SSIM per image then averaged over the images (as tf.image.psnr/ssim are for
+    RGB). `lo`, `hi`: one value or one per channel. SSIM is Wang et al.'s (Gaussian 11 × 11 window, σ = 1.5,
+    as tf.image.ssim), NaN for images smaller than its window."""
+    if np.shape(pred) != np.shape(truth) or np.ndim(pred) != 4:
+        raise ValueError(f"expected two arrays [N, H, W, C] of one shape, got {np.shape(pred)} and {np.shape(truth)}")
+    n, h, w, c = pred.shape
+    span = np.broadcast_to(np.asarray(hi, np.float64) - np.asarray(lo, np.float64), (c,))
+    abs_sum, sq_sum, psnr = np.zeros(c), np.zeros(c), []
+    for p, t in zip(pred, truth):  # an image at a time: float64 copies of a whole set of many bands take gigabytes
+        err = np.asarray(p, np.float64) - t
+        sq = (err ** 2).sum(axis=(0, 1))
+        abs_sum, sq_sum = abs_sum + np.abs(err).sum(axis=(0, 1)), sq_sum + sq
+        with np.errstate(divide="ignore"):  # a perfect image: infinite PSNR, as tf.image.psnr gives
+            psnr.append(10 * np.log10(span ** 2 / (sq / (h * w))))
+    out = {"mae": (abs_sum / (n * h * w)).tolist(), "rmse": np.sqrt(sq_sum / (n * h * w)).tolist(),
+           "psnr": np.mean(psnr, axis=0).tolist()}
+    if ssim:
+        out["ssim"] = [_ssim(pred[..., i], truth[..., i], float(span[i])) for i in range(c)]
+    return out
+
+
+def _ssim(pred: np.ndarray, truth: np.ndarray, data_range: float) -> float:
+    """Mean SSIM of one band's images [N, H, W]."""
+    if min(pred.shape[1:]) < SSIM_MIN_SIDE:
+        return float("nan")
+    from skimage.metrics import structural_similarity
+
+    return float(np.mean([structural_similarity(np.asarray(a, np.float64), np.asarray(b, np.float64),
+                                                data_range=data_range, gaussian_weights=True, sigma=1.5,
+                                                use_sample_covariance=False) for a, b in zip(pred, truth)]))
+
+
+def mean_over_bands(bands: dict[str, list[float]]) -> dict[str, float]:
+    """Each metric's mean over the bands: the one number a domain of many channels is ranked by."""
+    return {k: float(np.mean(v)) for k, v in bands.items()}
 
 
 def snap(images: np.ndarray, palette: np.ndarray) -> np.ndarray:

@@ -29,11 +29,13 @@ from typing import ParamSpec, TypeVar
 from cyclegan_tf import atomic
 from cyclegan_tf.errors import UserError, exit_status
 
-LOWER_IS_BETTER = ("fid", "kid")
+LOWER_IS_BETTER = ("fid", "kid", "mae", "rmse")
 DIRECTIONS = ("XtoY", "YtoX")
 METRIC_NAMES = {"fid": "FID", "kid": "KID", "precision": "Precision", "recall": "Recall", "density": "Density",
-                "coverage": "Coverage", "psnr": "PSNR (dB)", "ssim": "SSIM", "is_mean": "Inception Score",
-                "pixel_accuracy": "Pixel accuracy", "class_accuracy": "Class accuracy", "class_iou": "Class IoU"}
+                "coverage": "Coverage", "psnr": "PSNR (dB)", "ssim": "SSIM", "mae": "MAE", "rmse": "RMSE",
+                "is_mean": "Inception Score", "pixel_accuracy": "Pixel accuracy", "class_accuracy": "Class accuracy",
+                "class_iou": "Class IoU"}
+BAND_METRICS = ("mae", "rmse", "psnr", "ssim")  # scores.jsonl's "bands": each band's, for domains of several
 COLOURS = {"XtoY": "#1f77b4", "YtoX": "#ff7f0e"}  # one colour per direction in every plot
 EVAL_HINT = "no evaluation: train with --eval_every N --eval_X … --eval_Y … to score held-out images as it trains"
 _ASSET = re.compile(r"^[a-z0-9_.-]+-[0-9a-f]{12}\.png$")
@@ -463,12 +465,28 @@ def _direction(direction: str) -> str:
     return direction.replace("to", " → ") if direction in DIRECTIONS else direction
 
 
+def _pixel_kinds(flags: dict) -> str:
+    """Each domain's pixels from flags.json, when one is not 8-bit RGB ('' for RGB runs and older ones)."""
+    from cyclegan_tf.data import pixels
+
+    try:
+        kinds = [pixels.kind(int(flags.get(nc) or 0), str(flags.get(f"{d}_dtype") or ""),
+                             str(flags.get(f"{d}_range") or ""), f"--{d}_range")
+                 for d, nc in (("X", "input_nc"), ("Y", "output_nc"))]
+    except (UserError, TypeError, ValueError):
+        return ""  # a hand-edited flags file: the page goes on without this fact
+    return "" if all(k.rgb for k in kinds) else " · ".join(f"{d} {k.describe()}" for d, k in zip("XY", kinds))
+
+
 def _header(run: Path, flags: dict, events: Events, total: int | None, estimated: bool) -> str:
     done = events.last_step
     facts = [("model", flags.get("model") or "?")]
     data = [str(flags[k]) for k in ("X", "Y") if flags.get(k)]
     if data:
         facts.append(("data", " ↔ ".join(data)))
+    kinds = _pixel_kinds(flags)
+    if kinds:
+        facts.append(("pixels", kinds))
     if flags.get("image_size"):
         facts.append(("image size", f"{flags['image_size']} px, batch {flags.get('batch_size', '?')}"))
     progress = ""
@@ -543,7 +561,39 @@ def _score_table(scores: dict[int, dict], best: dict | None, bad_lines: int) -> 
     return (f"<h2>Scores</h2><p>{summary}</p>"
             f'<table class="scores"><thead><tr><th>metric</th><th>direction</th>{head}</tr></thead>'
             f'<tbody>{"".join(rows)}</tbody></table><p class="small">{"; ".join(extra)}. ↓ lower is better, '
-            f"↑ higher is better; the better of the columns is in bold.</p>")
+            f"↑ higher is better; the better of the columns is in bold.</p>{_notes(record)}"
+            f"{_band_tables(record, latest_step)}")
+
+
+def _notes(record: dict) -> str:
+    """The evaluator's notes on scores it left out or changed (FID of images that are not RGB photos), one
+    line per direction."""
+    notes = record.get("notes") if isinstance(record.get("notes"), dict) else {}
+    return "".join(f'<p class="note">{_e(_direction(d))}: {_e(text)}.</p>' for d, text in notes.items())
+
+
+def _band_tables(record: dict, step: int) -> str:
+    """Each band's scores against the truth at `step`, for domains of several bands (their mean is above)."""
+    bands = record.get("bands") if isinstance(record.get("bands"), dict) else {}
+    parts = []
+    for direction, values in bands.items():
+        if not isinstance(values, dict):
+            continue
+        columns = [values[m] for m in BAND_METRICS if isinstance(values.get(m), list)]
+        head = "".join(f'<th class="num">{_e(METRIC_NAMES[m])}</th>' for m in BAND_METRICS
+                       if isinstance(values.get(m), list))
+        rows = "".join(f"<tr><td>{i}</td>{''.join(_band_cell(c, i) for c in columns)}</tr>"
+                       for i in range(max(map(len, columns), default=0)))
+        parts.append(f"<h3>{_e(_direction(direction))} per band · step {step:,}</h3>"
+                     f'<table class="scores"><thead><tr><th>band</th>{head}</tr></thead><tbody>{rows}</tbody></table>')
+    if not parts:
+        return ""
+    return ('<p class="small">Against the truth in the data\'s units, the range of each band its data range; the '
+            f"table above has their mean.</p>{''.join(parts)}")
+
+
+def _band_cell(values: list, i: int) -> str:
+    return f'<td class="num">{fmt(values[i] if i < len(values) else None)}</td>'
 
 
 def _galleries(run: Path, scores: dict[int, dict], best: dict | None, events: Events, assets: _Assets) -> str:

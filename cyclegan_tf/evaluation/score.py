@@ -12,9 +12,14 @@
   halves of the real set: the best any model can get at that n.
 - `--inception_weights PATH` (pytorch-fid's pt_inception-2015-12-05-6726825d.pth): the Inception
   Score of the generated images, mean and std over 10 splits.
-- PSNR and SSIM against a paired ground truth (files matched by name).
+- PSNR, SSIM, MAE and RMSE against a paired ground truth (files matched by name).
 - `--labels`: outputs are label maps; each pixel is snapped to the nearest palette colour and scored
   with the paper's FCN-score protocol: per-pixel accuracy, mean per-class accuracy, mean class IoU.
+- Any pixels (data/pixels.py): folders of 8-bit pictures are scored as RGB (grey ones replicated, noted);
+  folders of other images (16-bit PNG, TIFF, .npy) as they are stored, every file of one kind. Against
+  truth, MAE, RMSE, PSNR and SSIM are then in the images' units with the data range hi − lo of `--range`
+  (default: the type's full range; an export's own range with --model), the mean over bands, each band's
+  under "bands". FID/KID/IS need RGB photos: for other images they are not computed, and a note says why.
 """
 from __future__ import annotations
 
@@ -27,15 +32,21 @@ from pathlib import Path
 import numpy as np
 
 from cyclegan_tf import atomic
-from cyclegan_tf.data.imagefiles import BadImage, find_images, open_rgb
+from cyclegan_tf.data import pixels
+from cyclegan_tf.data.imagefiles import BadImage, Probe, find_images, load_pixels, open_rgb, probe
+from cyclegan_tf.data.pixels import RGB, Kind
 from cyclegan_tf.errors import UserError, exit_status
 
 # The scores themselves, here under their old names too (evaluate.fid ...): the training loop uses metrics.
 from cyclegan_tf.evaluation.metrics import (  # noqa: F401
+    as_photos,
+    band_errors,
     fid,
     inception_score,
+    inception_view,
     kid,
     label_scores,
+    mean_over_bands,
     prdc,
     psnr_ssim,
     snap,
@@ -57,6 +68,56 @@ def load_folder(folder: str | Path, size: tuple[int, int] | None = None) -> tupl
             img = img.resize(size)
         stems.append(f.stem)
         images.append(np.asarray(img))
+    if len({i.shape for i in images}) > 1:
+        raise UserError(f"{folder}: images differ in size; scores need one size")
+    return stems, np.stack(images)
+
+
+def folder_kind(folder: str | Path, range_text: str = "", flag: str = "--range") -> tuple[Kind, bool, bool]:
+    """(kind, pictures, grey) of a folder's images. With 8-bit pictures among them, every image is scored as
+    8-bit RGB, as before kinds existed (grey: all of them grey, which RGB replicates); else by the channels
+    and type every file shares, with the range `range_text` (default the type's full range)."""
+    files = find_images(folder) if Path(folder).is_dir() else []
+    if not files:
+        raise UserError(f"{folder}: no images there")
+    probes = []
+    for f in files:
+        try:
+            probes.append((f, probe(f.read_bytes(), f.name)))
+        except (BadImage, OSError) as e:
+            raise UserError(f"{f}: {e}") from None
+    if any(p.picture for _, p in probes):
+        return RGB, True, all(p.channels == 1 for _, p in probes)
+    kinds: dict[tuple[int, str], tuple[Path, Probe]] = {}
+    for f, p in probes:
+        kinds.setdefault((p.channels, p.dtype), (f, p))  # each kind's first file, for the message
+    if len(kinds) > 1:
+        (a, pa), (b, pb) = list(kinds.values())[:2]
+        raise UserError(f"{folder}: the images are not all of one kind: {a.name} is a {pa.describe()}, {b.name} a "
+                        f"{pb.describe()}")
+    (channels, dtype), = kinds
+    return pixels.kind(channels, dtype, range_text, flag), False, False
+
+
+def load_arrays(folder: str | Path, kind: Kind, size: tuple[int, int] | None = None) -> tuple[list[str], np.ndarray]:
+    """(file stems, [N, H, W, C] of `kind`'s stored type) of a folder of images that are not 8-bit pictures,
+    resized to `size` (W, H) if given as an export resizes (bicubic, antialiased)."""
+    import tensorflow as tf
+
+    files = find_images(folder) if Path(folder).is_dir() else []
+    if not files:
+        raise UserError(f"{folder}: no images there")
+    stems, images = [], []
+    for f in files:
+        try:
+            arr = load_pixels(f.read_bytes(), f.name, kind.channels, kind.dtype)
+        except (BadImage, OSError) as e:
+            raise UserError(f"{f}: {e}") from None
+        if size is not None and arr.shape[:2] != (size[1], size[0]):
+            resized = tf.image.resize(arr, [size[1], size[0]], method="bicubic", antialias=True)
+            arr = kind.to_stored(np.asarray(resized, np.float32))
+        stems.append(f.stem)
+        images.append(arr)
     if len({i.shape for i in images}) > 1:
         raise UserError(f"{folder}: images differ in size; scores need one size")
     return stems, np.stack(images)
@@ -99,46 +160,79 @@ def _warn_once(key: str, line: str) -> None:
         print(f"warning: {line}", file=sys.stderr, flush=True)
 
 
+GREY_NOTE = "grey images: FID/KID/IS on them with the channel replicated to RGB (grey replicated)"
+
+
 def evaluate(generated: str | Path, real: str | Path | None = None, truth: str | Path | None = None,
              labels: bool = False, floor: bool = False, palette: np.ndarray | None = None,
-             shown_as: str | None = None, inception_weights: str | Path | None = None) -> dict:
+             shown_as: str | None = None, inception_weights: str | Path | None = None,
+             value_range: str = "", range_flag: str = "--range") -> dict:
     """All scores that the given folders allow (and the Inception Score with `inception_weights`). `shown_as`
-    names the generated images in errors (for translations written to a temporary folder)."""
-    stems, gen = load_folder(generated)
+    names the generated images in errors (for translations written to a temporary folder); `value_range` is
+    --range (`range_flag` names where it came from), the data range of images that are not 8-bit pictures."""
+    kind, pictures, grey = folder_kind(generated, value_range, range_flag)
+    name = shown_as or generated
+    stems, gen = load_folder(generated) if pictures else load_arrays(generated, kind)
     scores: dict = {"n": len(stems)}
-    if inception_weights and len(gen) < 10:
-        raise UserError(f"{shown_as or generated}: the Inception Score needs at least 10 images (one per split), "
-                        f"found {len(gen)}")
-    if real:
-        _, r = load_folder(real, size=(gen.shape[2], gen.shape[1]))
-        for folder, images in ((shown_as or generated, gen), (real, r)):
-            if len(images) < 2:  # a covariance needs two samples; FID of one image is undefined
-                raise UserError(f"{folder}: FID/KID need at least 2 images per set, found {len(images)}")
-        if min(len(gen), len(r)) <= PRDC_K:
-            _warn_once("prdc", f"precision/recall/density/coverage need more than {PRDC_K} images per set "
-                               f"(found {len(gen)} generated, {len(r)} real): left out")
-        if min(len(gen), len(r)) < FID_UNBIASED_N:
-            _warn_once("fid_n", f"FID is biased upward below {FID_UNBIASED_N} images per set (found {len(gen)} "
-                                f"generated, {len(r)} real): compare FIDs only at the same n (--floor helps)")
+    seen, note = (True, GREY_NOTE if grey else "") if pictures else inception_view(kind, str(name))
+    if inception_weights and seen and len(gen) < 10:
+        raise UserError(f"{name}: the Inception Score needs at least 10 images (one per split), found {len(gen)}")
+    size = (gen.shape[2], gen.shape[1])
+    r = _real(real, name, gen, pictures, kind, size) if real and seen else None
     if truth:
-        t_stems, t_imgs = load_folder(truth, size=(gen.shape[2], gen.shape[1]))
-        by_stem = dict(zip(t_stems, t_imgs))
-        missing = [s for s in stems if s not in by_stem]
-        if missing:
-            raise UserError(f"{truth}: no ground truth for {missing[0]} (files are matched by name)")
-        t = np.stack([by_stem[s] for s in stems])
-        if labels:
-            from cyclegan_tf.data import shapescapes
-
-            pal = shapescapes.PALETTE if palette is None else palette
-            scores |= label_scores(gen, t, pal, shapescapes.CLASSES if palette is None else None)
-        else:
-            scores |= psnr_ssim(gen, t)
-    if real:
-        scores |= distribution_scores(gen, r, floor)
-    if inception_weights:
-        scores |= inception_scores(gen, inception_weights)
+        scores |= _truth_scores(gen, stems, truth, pictures, kind, labels, palette, size)
+    if r is not None:
+        scores |= distribution_scores(as_photos(gen), as_photos(r), floor)
+    if inception_weights and seen:
+        scores |= inception_scores(as_photos(gen), inception_weights)
+    if note and (real or inception_weights):
+        scores["note"] = note
     return scores
+
+
+def _load_like(folder: str | Path, pictures: bool, kind: Kind, size: tuple[int, int]) -> tuple[list[str], np.ndarray]:
+    """A folder of real images or truth, read as the generated ones are and resized to theirs."""
+    return load_folder(folder, size=size) if pictures else load_arrays(folder, kind, size)
+
+
+def _real(real: str | Path, name: str | Path, gen: np.ndarray, pictures: bool, kind: Kind,
+          size: tuple[int, int]) -> np.ndarray:
+    """The real images for FID/KID, checked for their number (with warnings for small sets)."""
+    _, r = _load_like(real, pictures, kind, size)
+    for folder, images in ((name, gen), (real, r)):
+        if len(images) < 2:  # a covariance needs two samples; FID of one image is undefined
+            raise UserError(f"{folder}: FID/KID need at least 2 images per set, found {len(images)}")
+    if min(len(gen), len(r)) <= PRDC_K:
+        _warn_once("prdc", f"precision/recall/density/coverage need more than {PRDC_K} images per set "
+                           f"(found {len(gen)} generated, {len(r)} real): left out")
+    if min(len(gen), len(r)) < FID_UNBIASED_N:
+        _warn_once("fid_n", f"FID is biased upward below {FID_UNBIASED_N} images per set (found {len(gen)} "
+                            f"generated, {len(r)} real): compare FIDs only at the same n (--floor helps)")
+    return r
+
+
+def _truth_scores(gen: np.ndarray, stems: list[str], truth: str | Path, pictures: bool, kind: Kind, labels: bool,
+                  palette: np.ndarray | None, size: tuple[int, int]) -> dict:
+    """Scores against the ground truth matched by file name: the FCN protocol for label maps; else MAE and
+    RMSE, and PSNR/SSIM (of 8-bit pictures as before kinds existed; of other images in their units)."""
+    t_stems, t_imgs = _load_like(truth, pictures, kind, size)
+    by_stem = dict(zip(t_stems, t_imgs))
+    missing = [s for s in stems if s not in by_stem]
+    if missing:
+        raise UserError(f"{truth}: no ground truth for {missing[0]} (files are matched by name)")
+    t = np.stack([by_stem[s] for s in stems])
+    if labels:
+        if not pictures:
+            raise UserError(f"--labels: label maps are 8-bit RGB colours, not {kind.describe()} images")
+        from cyclegan_tf.data import shapescapes
+
+        pal = shapescapes.PALETTE if palette is None else palette
+        return label_scores(gen, t, pal, shapescapes.CLASSES if palette is None else None)
+    bands = band_errors(gen, t, kind.lo, kind.hi, ssim=not pictures)
+    if pictures:  # uint8 with data range 255: PSNR/SSIM as ever, MAE and RMSE beside them
+        errors = mean_over_bands(bands)
+        return psnr_ssim(gen, t) | {"mae": errors["mae"], "rmse": errors["rmse"]}
+    return mean_over_bands(bands) | ({"bands": bands} if kind.channels > 1 else {})
 
 
 def table(scores: dict, title: str = "") -> str:
@@ -196,6 +290,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--inception_weights", metavar="PATH",
                    help="pytorch-fid's pt_inception-2015-12-05-6726825d.pth: adds the Inception Score (is_mean, "
                         "is_std) of the generated images; without it IS is not computed")
+    p.add_argument("--range", default="", metavar="LO,HI",
+                   help="values of images that are not 8-bit pictures (16-bit, float): lo,hi or lo,hi;lo,hi;… per "
+                        "channel, whose hi - lo is the data range of PSNR and SSIM (default: the type's full range; "
+                        "with --model, the export's range)")
     p.add_argument("--json", help="write the scores here as JSON")
     return p
 
@@ -215,21 +313,41 @@ def _score(args: argparse.Namespace) -> dict[str, dict]:
             inception.classifier(args.inception_weights)
         except UserError as e:
             raise UserError(f"--inception_weights={e}") from None
+    if args.range:
+        pixels.parse_range(args.range, args.range.count(";") + 1, "--range")
     with tempfile.TemporaryDirectory() as tmp:
-        folders, shown = {}, {}
+        folders, shown, ranges = {}, {}, {}
         for i, model in enumerate(args.model):
-            from cyclegan_tf.deploy.translate import run
-
-            run(model, args.input, f"{tmp}/{i}", fmt="png")
             name = _column(model, folders)
+            ranges[name] = (_translate(model, args.input, f"{tmp}/{i}"), f"the range of --model={model}")
             folders[name], shown[name] = f"{tmp}/{i}", f"--input={args.input} translated by {model}"
         for folder in args.generated:
             folders[_column(folder, folders)] = folder
         if args.identity:
             folders["identity"] = args.input
+        given = {name: (args.range, "--range") for name in folders} if args.range else _column_ranges(folders, ranges)
         return {name: evaluate(f, args.real, args.truth, args.labels, args.floor, shown_as=shown.get(name),
-                               inception_weights=args.inception_weights)
+                               inception_weights=args.inception_weights, value_range=given[name][0],
+                               range_flag=given[name][1])
                 for name, f in folders.items()}
+
+
+def _column_ranges(columns: dict[str, str], exports: dict[str, tuple[str, str]]) -> dict[str, tuple[str, str]]:
+    """Each column's data range and where it comes from, without --range: a model's, its export's; the other
+    columns', the exports' range if they share one, so that every PSNR compares (else their type's full range)."""
+    shared = {r for r, _ in exports.values()}
+    other = next(iter(exports.values())) if len(shared) == 1 and "" not in shared else ("", "--range")
+    return {c: exports.get(c, other) for c in columns}
+
+
+def _translate(model: str, inputs: str, out: str) -> str:
+    """Translates `inputs` with an export into `out` (losslessly: PNG where it holds the export's pixels, else
+    TIFF); returns the export's output range, the data range its translations are scored with."""
+    from cyclegan_tf.deploy.translate import load_model, run
+
+    kind = load_model(model).kinds[1]  # read once more by run(): the price of knowing the format first
+    run(model, inputs, out, fmt="png" if kind.png else "tif")
+    return "" if kind.rgb else kind.range_text
 
 
 def _column(path: str, taken: dict) -> str:

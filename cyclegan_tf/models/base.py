@@ -31,6 +31,7 @@ import tensorflow as tf
 
 from cyclegan_tf import networks
 from cyclegan_tf.config import TrainConfig
+from cyclegan_tf.data import pixels
 from cyclegan_tf.errors import UserError
 from cyclegan_tf.models import optim
 from cyclegan_tf.models.adversarial import Adversarial
@@ -83,14 +84,37 @@ class Model(tf.Module):
         if cfg.recompute and cfg.use_dropout:
             # the recomputed forward would draw new dropout masks, and the gradients would be wrong
             raise UserError("--recompute cannot be combined with dropout (--use_dropout; add --nouse_dropout)")
+        x, y = cls.kinds(cfg)
+        if cls.identity_loss(cfg) and x.channels != y.channels:
+            raise UserError(f"the identity loss feeds each domain to the generator into it, and X has {x.channels} "
+                            f"channels, Y {y.channels}: turn it off with {cls.identity_loss(cfg)}, or build both "
+                            "domains with equal channels (build_data.py --X_channels/--Y_channels)")
         if cfg.gan_mode == "ghmc" and not cls.discriminator_names():
             raise UserError(f"--gan_mode ghmc: --model={cls.name} declares no discriminator (optimizer opt_D) to keep "
                             "its statistics for")
 
     @classmethod
+    def kinds(cls, cfg: TrainConfig) -> tuple[pixels.Kind, pixels.Kind]:
+        """The pixels of X (a paired model's input) and Y (its target): channels, type and range."""
+        return (pixels.kind(cfg.input_nc, cfg.X_dtype, cfg.X_range, "--X_range"),
+                pixels.kind(cfg.output_nc, cfg.Y_dtype, cfg.Y_range, "--Y_range"))
+
+    @classmethod
+    def exported_kinds(cls, cfg: TrainConfig, direction: str) -> tuple[pixels.Kind, pixels.Kind]:
+        """(what goes in, what comes out) of an export of `direction`."""
+        x, y = cls.kinds(cfg)
+        return (y, x) if direction == "YtoX" else (x, y)
+
+    @classmethod
     def define_networks(cls, cfg: TrainConfig) -> dict[str, Callable[[], keras.Model]]:
         """Network name → a function building it (exports build only the generators they restore)."""
         raise NotImplementedError
+
+    @classmethod
+    def identity_loss(cls, cfg: TrainConfig) -> str:
+        """The flag that turns off a loss feeding a domain to the generator into it (it needs equal channels), if
+        that loss is on; else ''."""
+        return ""
 
     @classmethod
     def input_multiple(cls, cfg: TrainConfig) -> int:

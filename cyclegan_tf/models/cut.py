@@ -89,6 +89,10 @@ class CUT(Model):
             raise UserError(f"--netG={cfg.netG}: CUT's PatchNCE layers are those of a resnet generator "
                             "(resnet_9blocks or resnet_6blocks)")
         super().validate(cfg)
+        x, y = cls.kinds(cfg)
+        if x.channels != y.channels:
+            raise UserError(f"{cls.name} compares G's features of x and of G(x) with one encoder, so X and Y need "
+                            f"equal channels (X has {x.channels}, Y {y.channels}); cycle_gan takes any")
         if cfg.lambda_feat > 0:
             raise UserError(f"--lambda_feat={cfg.lambda_feat}: {cls.name} has no feature-matching loss (cycle_gan, "
                             "pix2pix and pix2pixhd have)")
@@ -98,7 +102,7 @@ class CUT(Model):
 
     @classmethod
     def define_networks(cls, cfg: TrainConfig) -> dict[str, Callable[[], keras.Model]]:
-        built = {}
+        built, channels = {}, cls.kinds(cfg)[0].channels
 
         def initialised(build: Callable[[], keras.Model]) -> Callable[[], keras.Model]:
             def run() -> keras.Model:
@@ -108,6 +112,7 @@ class CUT(Model):
 
         def generator() -> keras.Model:
             built["G"] = networks.define_G(cfg.netG, cfg.ngf, cfg.norm, cfg.upsample, cfg.use_dropout, name="G",
+                                           input_nc=channels, output_nc=channels,
                                            antialias=not cfg.no_antialias, antialias_up=not cfg.no_antialias_up)
             return built["G"]
 
@@ -119,6 +124,7 @@ class CUT(Model):
 
         return {"G": initialised(generator), "H": initialised(heads),
                 "D_Y": initialised(lambda: networks.define_D(cfg.netD, cfg.ndf, cfg.n_layers_D, cfg.norm, name="D_Y",
+                                                             input_nc=channels,
                                                              antialias=not cfg.no_antialias, num_D=cfg.num_D))}
 
     def __init__(self, cfg: TrainConfig, steps_per_epoch: int, global_batch: int) -> None:

@@ -25,18 +25,25 @@ class CycleGAN(Model):
     loss_names = ("G", "F", "cycle", "identity", "feat", "D_X", "D_Y")
 
     @classmethod
+    def identity_loss(cls, cfg: TrainConfig) -> str:
+        return "--lambda_identity 0" if cfg.lambda_identity > 0 else ""
+
+    @classmethod
     def define_networks(cls, cfg: TrainConfig) -> dict[str, Callable[[], keras.Model]]:
+        x, y = (k.channels for k in cls.kinds(cfg))
         g = dict(netG=cfg.netG, ngf=cfg.ngf, norm=cfg.norm, upsample=cfg.upsample, use_dropout=cfg.use_dropout)
         d = dict(netD=cfg.netD, ndf=cfg.ndf, n_layers_D=cfg.n_layers_D, norm=cfg.norm, num_D=cfg.num_D,
                  features=cfg.lambda_feat > 0)
-        return {"G": lambda: networks.define_G(**g, name="G"), "F": lambda: networks.define_G(**g, name="F"),
-                "D_Y": lambda: networks.define_D(**d, name="D_Y"), "D_X": lambda: networks.define_D(**d, name="D_X")}
+        return {"G": lambda: networks.define_G(**g, input_nc=x, output_nc=y, name="G"),
+                "F": lambda: networks.define_G(**g, input_nc=y, output_nc=x, name="F"),
+                "D_Y": lambda: networks.define_D(**d, input_nc=y, name="D_Y"),
+                "D_X": lambda: networks.define_D(**d, input_nc=x, name="D_X")}
 
     def __init__(self, cfg: TrainConfig, steps_per_epoch: int, global_batch: int) -> None:
         super().__init__(cfg, steps_per_epoch, global_batch)
-        shape = (cfg.image_size, cfg.image_size, 3)
-        self.pool_X = ImagePool(cfg.pool_size, shape, name="pool_X")  # fakes F(y), for D_X
-        self.pool_Y = ImagePool(cfg.pool_size, shape, name="pool_Y")  # fakes G(x), for D_Y
+        x, y = (k.channels for k in self.kinds(cfg))
+        self.pool_X = ImagePool(cfg.pool_size, (cfg.image_size, cfg.image_size, x), name="pool_X")  # F(y), for D_X
+        self.pool_Y = ImagePool(cfg.pool_size, (cfg.image_size, cfg.image_size, y), name="pool_Y")  # G(x), for D_Y
         self._g_grads = self.compiled(self._generator_grads)
         self._d_grads = self.compiled(self._discriminator_grads)
 

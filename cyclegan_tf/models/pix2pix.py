@@ -57,7 +57,8 @@ class Pix2Pix(Model):
 
     @classmethod
     def input_channels(cls, cfg: TrainConfig) -> int:
-        return cfg.label_nc or 3
+        """What G sees: one-hot label maps, or the input images' channels."""
+        return cfg.label_nc or cls.kinds(cfg)[0].channels
 
     @classmethod
     def label_encoder(cls, cfg: TrainConfig) -> keras.layers.Layer | None:
@@ -68,16 +69,17 @@ class Pix2Pix(Model):
         G, encoder = nets["G"], cls.label_encoder(cfg)
         if encoder is None:
             return G
-        images = keras.Input((None, None, 3))
+        images = keras.Input((None, None, cls.kinds(cfg)[0].channels))
         model = keras.Model(images, G(encoder(images)), name="labels_to_G")
         model.input_multiple = cls.input_multiple(cfg)  # what api.translate pads to
         return model
 
     @classmethod
     def define_networks(cls, cfg: TrainConfig) -> dict[str, Callable[[], keras.Model]]:
+        target = cls.kinds(cfg)[1].channels
         g = dict(netG=cfg.netG, ngf=cfg.ngf, norm=cfg.norm, upsample=cfg.upsample, use_dropout=cfg.use_dropout,
-                 input_nc=cls.input_channels(cfg))
-        d = dict(ndf=cfg.ndf, n_layers_D=cfg.n_layers_D, norm=cfg.norm, input_nc=cls.input_channels(cfg) + 3,
+                 input_nc=cls.input_channels(cfg), output_nc=target)
+        d = dict(ndf=cfg.ndf, n_layers_D=cfg.n_layers_D, norm=cfg.norm, input_nc=cls.input_channels(cfg) + target,
                  num_D=cfg.num_D, features=cfg.lambda_feat > 0)
         return {"G": lambda: networks.define_G(**g, name="G"), "D": lambda: networks.define_D(cfg.netD, **d, name="D")}
 

@@ -65,6 +65,9 @@ class Pix2PixHD(Pix2Pix):
         if cfg.niter_fix_global and cfg.netG != "local":
             raise UserError(f"--niter_fix_global={cfg.niter_fix_global} holds the global part of --netG local; "
                             f"--netG={cfg.netG} has none")
+        if not cfg.no_vgg_loss and cls.kinds(cfg)[1].channels != 3:
+            raise UserError(f"pix2pixhd's VGG loss compares RGB pictures, and the targets have "
+                            f"{cls.kinds(cfg)[1].channels} channel(s): add --no_vgg_loss")
         if not cfg.no_vgg_loss:
             path = losses.vgg_weights_path(cfg.vgg_weights)
             if path is None:
@@ -83,9 +86,10 @@ class Pix2PixHD(Pix2Pix):
 
     @classmethod
     def define_networks(cls, cfg: TrainConfig) -> dict[str, Callable[[], keras.Model]]:
+        target = cls.kinds(cfg)[1].channels
         g = dict(netG=cfg.netG, ngf=cfg.ngf, norm=cfg.norm, upsample=cfg.upsample, input_nc=cls.input_channels(cfg),
-                 **{k: getattr(cfg, k) for k in _SIZES})
-        d = dict(ndf=cfg.ndf, n_layers_D=cfg.n_layers_D, norm=cfg.norm, input_nc=cls.input_channels(cfg) + 3,
+                 output_nc=target, **{k: getattr(cfg, k) for k in _SIZES})
+        d = dict(ndf=cfg.ndf, n_layers_D=cfg.n_layers_D, norm=cfg.norm, input_nc=cls.input_channels(cfg) + target,
                  num_D=cfg.num_D, features=cls.feature_matching(cfg))
         return {"G": lambda: networks.define_G(**g, name="G"), "D": lambda: networks.define_D(cfg.netD, **d, name="D")}
 

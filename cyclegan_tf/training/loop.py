@@ -20,7 +20,7 @@ from tensorflow.python.framework import config as tf_config  # its determinism s
 from tqdm import tqdm
 
 from cyclegan_tf.config import TrainConfig
-from cyclegan_tf.data import pipeline, records
+from cyclegan_tf.data import pipeline, pixels, records
 from cyclegan_tf.errors import UserError
 from cyclegan_tf.evaluation import during_training
 from cyclegan_tf.models.base import Model
@@ -53,9 +53,10 @@ class _Stop:
             raise KeyboardInterrupt
 
 
-def _grid(*images: tf.Tensor) -> tf.Tensor:
-    """input | translated | reconstructed, side by side, as uint8 for TensorBoard."""
-    row = tf.concat([tf.cast(i[:1], tf.float32) for i in images], axis=2)
+def _grid(*images: tf.Tensor, bands: tuple[int, int, int] | None = None) -> tf.Tensor:
+    """input | translated | reconstructed, side by side, as uint8 for TensorBoard: grey images grey, more
+    than three channels as `bands` (pixels.display)."""
+    row = tf.concat([pixels.display(tf.cast(i[:1], tf.float32), bands) for i in images], axis=2)
     return tf.image.convert_image_dtype((row + 1.0) / 2.0, tf.uint8, saturate=True)
 
 
@@ -88,8 +89,9 @@ class Reporter:
 
     def previews(self, step: int, x: tf.Tensor, y: tf.Tensor) -> None:
         with self.writer.as_default(step=step):
+            bands = pixels.parse_bands(self.cfg.display_bands)
             for tag, images in self.model.previews(x[:1], y[:1]).items():
-                tf.summary.image(tag, _grid(*images))
+                tf.summary.image(tag, _grid(*images, bands=bands))
 
     def note(self, text: str) -> None:
         """A line on the chief's terminal that does not break the progress bar."""
@@ -106,8 +108,36 @@ class Reporter:
 
 
 def _preprocess(cfg: TrainConfig, model_cls: type[Model]) -> pipeline.Preprocess:
+    labels = model_cls.kinds(cfg)[0].channels if model_cls.input_is_labels(cfg) else 0
     return pipeline.Preprocess(cfg.preprocess, cfg.load_size, cfg.image_size, not cfg.no_flip,
-                           model_cls.input_multiple(cfg), model_cls.input_is_labels(cfg))
+                               model_cls.input_multiple(cfg), labels)
+
+
+def with_pixels(cfg: TrainConfig, model_cls: type[Model]) -> TrainConfig:
+    """The run's options with each domain's channels, type and range filled in from its records where not
+    given (or saved, on resume); given channels must be the records'."""
+    x_files = records.resolve_files(cfg.X)
+    records.check_schema(x_files, model_cls.paired)
+    if model_cls.paired:
+        a, b = records.read_kind(x_files, records.PREFIX_A), records.read_kind(x_files, records.PREFIX_B)
+        found = {"X": (b, a)[cfg.direction == "AtoB"], "Y": (a, b)[cfg.direction == "AtoB"]}
+        where = {"X": cfg.X, "Y": cfg.X}
+    else:
+        y_files = records.resolve_files(cfg.Y)
+        records.check_schema(y_files)
+        found = {"X": records.read_kind(x_files), "Y": records.read_kind(y_files)}
+        where = {"X": cfg.X, "Y": cfg.Y}
+    changes = {}
+    for d, nc in (("X", "input_nc"), ("Y", "output_nc")):
+        kind, given = found[d], getattr(cfg, nc)
+        if given and given != kind.channels:
+            raise UserError(f"--{nc}={given}: the images of {d} in {where[d]} have {kind.channels} channels")
+        changes |= {nc: kind.channels, f"{d}_dtype": getattr(cfg, f"{d}_dtype") or kind.dtype,
+                    f"{d}_range": getattr(cfg, f"{d}_range") or kind.range_text}
+    cfg = dataclasses.replace(cfg, **changes)
+    model_cls.kinds(cfg)  # a range of the wrong length is one line here
+    model_cls.validate(cfg)  # again: some rules need the channels (the identity loss, VGG on RGB only)
+    return cfg
 
 
 def open_data(cfg: TrainConfig, model_cls: type[Model]) -> tuple[Callable[[int], tf.data.Dataset], int, str]:
@@ -116,13 +146,15 @@ def open_data(cfg: TrainConfig, model_cls: type[Model]) -> tuple[Callable[[int],
     `resize_when_decaying` the decay steps' images loaded at the crop size (the crop no longer zooms)."""
     paired, resize_when_decaying = model_cls.paired, model_cls.resize_when_decaying
     preprocess = _preprocess(cfg, model_cls)
+    kinds = model_cls.kinds(cfg)
+    ab = kinds[::-1] if cfg.direction == "BtoA" else kinds  # the records' order: A, B
     x_files = records.resolve_files(cfg.X)
     records.check_schema(x_files, paired)
     x_count = records.count_records(x_files)
     if paired:
         def stream(start_step: int, pre: pipeline.Preprocess) -> tf.data.Dataset:
             return pipeline.paired_dataset(x_files, x_count, batch_size=cfg.batch_size, cfg=pre, seed=cfg.seed,
-                                       start_step=start_step, swap=cfg.direction == "BtoA")
+                                           start_step=start_step, swap=cfg.direction == "BtoA", kinds=ab)
 
         steps, sizes = pipeline.steps_per_epoch(x_count, x_count, cfg.batch_size), f"{x_count} pairs ({cfg.direction})"
     else:
@@ -132,7 +164,7 @@ def open_data(cfg: TrainConfig, model_cls: type[Model]) -> tuple[Callable[[int],
 
         def stream(start_step: int, pre: pipeline.Preprocess) -> tf.data.Dataset:
             return pipeline.unpaired_dataset(x_files, x_count, y_files, y_count, batch_size=cfg.batch_size, cfg=pre,
-                                         seed=cfg.seed, start_step=start_step)
+                                             seed=cfg.seed, start_step=start_step, kinds=kinds)
 
         steps, sizes = pipeline.steps_per_epoch(x_count, y_count, cfg.batch_size), f"|X| = {x_count}, |Y| = {y_count}"
     if not resize_when_decaying:
@@ -167,6 +199,7 @@ def train(cfg: TrainConfig, explicit: set[str] | None = None) -> int:
     explicit = cfg.changed() if explicit is None else explicit
     with runs.claimed(cfg) as claimed:  # a failure before training began leaves no empty folder behind
         cfg, folder, model_cls = prepare(claimed, explicit)
+        cfg = with_pixels(cfg, model_cls)
         during_training.validate(cfg, model_cls)
         with _determinism(cfg.deterministic):
             return _train(cfg, folder, model_cls)

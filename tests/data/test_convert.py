@@ -16,14 +16,18 @@ def read_examples(files: list[str]) -> list[dict]:
     out = []
     for raw in tf.data.TFRecordDataset(files):
         feats = tf.train.Example.FromString(raw.numpy()).features.feature
-        out.append({k: (v.bytes_list.value or v.int64_list.value)[0] for k, v in feats.items()})
+        out.append({k: (v.bytes_list.value or v.int64_list.value or v.float_list.value)[0] for k, v in feats.items()})
     return out
 
 
 def test_every_kind_is_written_with_the_full_schema(image_folder, tmp_path: Path) -> None:
     folder = image_folder("X", n=len(GOOD_KINDS), kinds=GOOD_KINDS)
-    summary = convert.build_folder("X", str(folder), str(tmp_path / "x.tfrecords"), workers=2)
-    assert summary.written == len(GOOD_KINDS) and not summary.skipped
+    mixed = r"not all of one kind: .*png_16bit_5.png is a 1-channel uint16.*--X_channels 1 or 3"
+    with pytest.raises(UserError, match=mixed):
+        convert.build_folder("X", str(folder), str(tmp_path / "x.tfrecords"), workers=2)  # 16-bit among 8-bit
+    assert not (tmp_path / "x.tfrecords").exists()
+    summary = convert.build_folder("X", str(folder), str(tmp_path / "x.tfrecords"), workers=2, channels=3)
+    assert summary.written == len(GOOD_KINDS) and not summary.skipped and "converted to RGB" in summary.line()
     rows = read_examples([str(tmp_path / "x.tfrecords")])
     assert len(rows) == len(GOOD_KINDS)
     for row in rows:

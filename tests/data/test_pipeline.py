@@ -158,7 +158,7 @@ def test_label_inputs_are_resized_nearest_neighbour(tmp_path: Path, swap: bool) 
     palette = {tuple(c) for c in shapescapes.PALETTE}
 
     def colours(labels: bool) -> set:
-        cfg = pipeline.Preprocess(load_size=57, crop_size=48, labels=labels)
+        cfg = pipeline.Preprocess(load_size=57, crop_size=48, labels=3 if labels else 0)  # channels of the label map
         (x, _), = first(pipeline.paired_dataset([records_file], 1, cfg=cfg, swap=swap))
         return {tuple(c) for c in np.round((x[0] + 1) * 127.5).astype(int).reshape(-1, 3)}
 
