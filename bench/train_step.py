@@ -58,8 +58,10 @@ def main() -> None:
     strategy = make_strategy(cfg.strategy, cfg.batch_size)
     with strategy.scope():
         model = model_cls(cfg, 1000, cfg.batch_size)
-    shape = [cfg.batch_size, args.size, args.width or args.size, 3]
-    ds = tf.data.Dataset.from_tensors((tf.random.uniform(shape, -1, 1), tf.random.uniform(shape, -1, 1))).repeat()
+    cx, cy = (k.channels for k in model_cls.kinds(cfg))  # --set input_nc=1 --set output_nc=1: grey domains
+    shape = [cfg.batch_size, args.size, args.width or args.size]
+    ds = tf.data.Dataset.from_tensors((tf.random.uniform([*shape, cx], -1, 1),
+                                       tf.random.uniform([*shape, cy], -1, 1))).repeat()
     x, y = next(iter(strategy.experimental_distribute_dataset(ds)))
     step = model.make_train_step(strategy)
     # reading the flag waits for the step
@@ -72,7 +74,8 @@ def main() -> None:
     print(json.dumps({
         "bench": "train_step", "model": cfg.model, "size": args.size, "width": args.width or args.size,
         "batch_size": args.batch_size, "options": {k: v for k, v in given.items() if k != "vgg_weights"},
-        "netG": cfg.netG, "precision": cfg.precision, "jit_compile": args.jit_compile, "recompute": args.recompute,
+        "netG": cfg.netG, "channels": [cx, cy],
+        "precision": cfg.precision, "jit_compile": args.jit_compile, "recompute": args.recompute,
         "replicas": strategy.num_replicas_in_sync, "steps": args.steps,
         **summary(times, "step", args.batch_size),
         "peak_memory_mb": round(peak), "memory": "gpu" if gpus else "rss",

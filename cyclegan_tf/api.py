@@ -3,7 +3,7 @@
     from cyclegan_tf import api
     run = api.train(X="man.tfrecords", Y="woman.tfrecords", image_size=128, max_steps=2000)
     G = api.load_generators(run)["G"]                    # Keras models of the latest checkpoint
-    out = api.translate(G, photo)                        # a PIL image, or uint8 arrays [H, W, 3] / [N, H, W, 3]
+    out = api.translate(G, photo)                        # a PIL image, or arrays [H, W, C] / [N, H, W, C]
     api.export(run, "XtoY", "pretrained/man2woman")      # the SavedModel export_graph.py writes
     out = api.translate(api.load_export("pretrained/man2woman"), photo)
 
@@ -21,6 +21,7 @@ from PIL import Image
 
 from cyclegan_tf import networks
 from cyclegan_tf.config import TrainConfig
+from cyclegan_tf.data import pixels
 from cyclegan_tf.deploy import savedmodel as _export
 from cyclegan_tf.errors import UserError
 from cyclegan_tf.training import loop, runs
@@ -69,7 +70,11 @@ def load_generators(run: str | Path, precision: str = "fp32") -> dict[str, keras
         run: a run folder, or a run name under checkpoints/.
         precision: fp32, bf16 or fp16: the type the returned networks compute in."""
     nets, cfg, model_cls, _ = runs.restore_generators(runs.find_run(run, "run"), precision=precision)
-    return {name: model_cls.exported_network(cfg, nets, direction) for direction, name in model_cls.exports.items()}
+    out = {}
+    for direction, name in model_cls.exports.items():
+        out[name] = model_cls.exported_network(cfg, nets, direction)
+        out[name].kinds = model_cls.exported_kinds(cfg, direction)  # what `translate` takes and gives
+    return out
 
 
 def export(run: str | Path, direction: str, target: str | Path, image_size: int = 0,
@@ -96,21 +101,30 @@ def load_export(path: str | Path) -> Any:
 
 
 def translate(model: Any, images: Image.Image | np.ndarray) -> Image.Image | np.ndarray:
-    """Translates images at any size, as export_graph.py's graph does; returns the same kind as given.
+    """Translates images at any size, as export_graph.py's graph does; returns the same form as given, in
+    the output domain's type and units (data/pixels.py; 8-bit RGB for photos).
 
     Args:
         model: a generator of `load_generators`, or an export of `load_export`.
-        images: a PIL image, or uint8 RGB arrays [H, W, 3] or [N, H, W, 3] (N images of one size)."""
+        images: a PIL image, or arrays [H, W, C] or [N, H, W, C] (N images of one size) of the model's input
+            channels, in its units (uint8 RGB for photos)."""
+    kinds = getattr(model, "kinds", None) or pixels.of_export(model)
     pil = isinstance(images, Image.Image)
-    x = np.asarray(images.convert("RGB") if pil else images)
-    if x.ndim not in (3, 4) or x.shape[-1] != 3:
-        raise UserError(f"images of shape {x.shape}: expected [H, W, 3] or [N, H, W, 3] RGB")
+    if pil and not (kinds[0].dtype == "uint8" and kinds[0].channels in (1, 3)):
+        raise UserError(f"a PIL image for a model that takes {kinds[0].describe()}: give an array")
+    x = np.asarray(images.convert("RGB" if kinds[0].channels == 3 else "L") if pil else images)
+    x = x[..., None] if pil and x.ndim == 2 else x
+    c = kinds[0].channels
+    if x.ndim not in (3, 4) or x.shape[-1] != c:
+        raise UserError(f"images of shape {x.shape}: expected [H, W, {c}] or [N, H, W, {c}] ({kinds[0].describe()})")
     batch = tf.constant(x[None] if x.ndim == 3 else x, tf.float32)
     if isinstance(model, keras.Model):
-        model = _export.Translator(model, _multiple(model), 0, {}, 0, "")
-    y = np.round(model.translate(batch)["images"].numpy()).astype(np.uint8)
+        model = _export.Translator(model, _multiple(model), 0, {}, 0, "", kinds=kinds)
+    y = kinds[1].to_stored(model.translate(batch)["images"].numpy())
     y = y[0] if x.ndim == 3 else y
-    return Image.fromarray(y) if pil else y
+    if pil and kinds[1].dtype == "uint8" and kinds[1].channels in (1, 3):
+        return Image.fromarray(y[..., 0] if kinds[1].channels == 1 else y)
+    return y
 
 
 def _multiple(generator: keras.Model) -> int:

@@ -60,30 +60,35 @@ class Item:
         except OSError as e:
             raise BadImage(f"cannot read ({e.strerror})") from None
 
-    def probes(self) -> tuple[Probe, ...]:
+    def _all_data(self) -> tuple[bytes, ...]:
+        return tuple(self._data(i) for i in range(len(self.sources)))
+
+    def probes(self, data: tuple[bytes, ...] | None = None) -> tuple[Probe, ...]:
         """What each part holds (an A|B image: both halves alike)."""
-        found = tuple(imagefiles.probe(self._data(i), self.names[i]) for i in range(len(self.sources)))
+        data = data or self._all_data()
+        found = tuple(imagefiles.probe(d, n) for d, n in zip(data, self.names))
         return found * 2 if self.split else found
 
-    def arrays(self, kinds: tuple[Kind, ...]) -> tuple[np.ndarray, ...]:
+    def arrays(self, kinds: tuple[Kind, ...], data: tuple[bytes, ...] | None = None) -> tuple[np.ndarray, ...]:
         """Each part's pixels as its domain's kind."""
+        data = data or self._all_data()
         if self.split:
-            whole = imagefiles.load_pixels(self._data(0), self.names[0], kinds[0].channels, kinds[0].dtype)
-            return _halves(whole)
-        return tuple(imagefiles.load_pixels(self._data(i), self.names[i], k.channels, k.dtype)
-                     for i, k in enumerate(kinds))
+            return _halves(imagefiles.load_pixels(data[0], self.names[0], kinds[0].channels, kinds[0].dtype))
+        return tuple(imagefiles.load_pixels(d, n, k.channels, k.dtype) for d, n, k in zip(data, self.names, kinds))
 
     def records(self, kinds: tuple[Kind, ...], convert: bool = False) -> ImageRecord | tuple[ImageRecord, ImageRecord]:
         """The record(s); `convert`: every image is made an 8-bit picture of its domain (16-bit scaled)."""
-        pictures = convert or all(p.picture for p in self.probes())
+        data = self._all_data()  # each file read once
+        pictures = convert or all(p.picture for p in self.probes(data))
         if pictures and all(k.rgb for k in kinds):  # 8-bit RGB: the file's own bytes where they decode to it
-            recs = tuple(normalise(self._data(i), n) for i, n in enumerate(self.names))
+            recs = tuple(normalise(d, n) for d, n in zip(data, self.names))
             return split_side_by_side(recs[0]) if self.split else recs if len(recs) > 1 else recs[0]
         if pictures and not self.split and all(k.channels == 1 and k.dtype == "uint8" for k in kinds):
-            recs = tuple(imagefiles.grey_record(self._data(i), n) for i, n in enumerate(self.names))
+            recs = tuple(imagefiles.grey_record(d, n) for d, n in zip(data, self.names))
             return recs if len(recs) > 1 else recs[0]
         names = self.names * 2 if self.split else self.names
-        recs = tuple(imagefiles.array_record(a, n, _clipped(a, k)) for a, n, k in zip(self.arrays(kinds), names, kinds))
+        arrays = self.arrays(kinds, data)
+        recs = tuple(imagefiles.array_record(a, n, _clipped(a, k)) for a, n, k in zip(arrays, names, kinds))
         return recs if len(recs) > 1 else recs[0]
 
 

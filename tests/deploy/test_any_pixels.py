@@ -170,3 +170,15 @@ def test_the_four_band_recipe_runs_through_the_tools(tmp_path: Path) -> None:
     tool("inference.py", "--model", "labels2bands", "--input", "ss/testA/00000.png", "--output", "out.tif")
     out = tifffile.imread(tmp_path / "out.tif")
     assert out.shape == (32, 32, 4) and out.dtype == np.uint16
+
+
+def test_the_python_api_translates_arrays_of_any_kind(tmp_path: Path) -> None:
+    from cyclegan_tf import api
+
+    kind = pixels.Kind(2, "uint16", (0.0,), (65535.0,))
+    model = api.load_export(identity_export(tmp_path / "m", kind))
+    a = np.random.default_rng(5).integers(0, 65536, (9, 11, 2)).astype(np.uint16)
+    out = api.translate(model, a)
+    assert out.dtype == np.uint16 and np.array_equal(out, a)
+    with pytest.raises(UserError, match=r"expected \[H, W, 2\] or \[N, H, W, 2\] \(2-channel uint16"):
+        api.translate(model, a[..., :1])
