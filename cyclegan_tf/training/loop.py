@@ -199,14 +199,14 @@ def train(cfg: TrainConfig, explicit: set[str] | None = None) -> int:
     explicit = cfg.changed() if explicit is None else explicit
     with runs.claimed(cfg) as claimed:  # a failure before training began leaves no empty folder behind
         cfg, folder, model_cls = prepare(claimed, explicit)
-        cfg = with_pixels(cfg, model_cls)
-        during_training.validate(cfg, model_cls)
         with _determinism(cfg.deterministic):
             return _train(cfg, folder, model_cls)
 
 
 def _train(cfg: TrainConfig, folder: Path, model_cls: type[Model]) -> int:
     strategy = make_strategy(cfg.strategy, cfg.batch_size)  # first: multi-worker collectives precede other ops
+    cfg = with_pixels(cfg, model_cls)  # reads the records: TensorFlow ops, so after the strategy
+    during_training.validate(cfg, model_cls)
     if cfg.batch_size % strategy.num_replicas_in_sync:
         raise UserError(f"--batch_size={cfg.batch_size} must be a multiple of the "
                         f"{strategy.num_replicas_in_sync} replicas")
