@@ -53,17 +53,24 @@ from cyclegan_tf.evaluation.metrics import (  # noqa: F401
 )
 
 
-def load_folder(folder: str | Path, size: tuple[int, int] | None = None) -> tuple[list[str], np.ndarray]:
-    """(file stems, uint8 [N, H, W, 3]) of a folder's images, resized to `size` (W, H) if given."""
+def _read_each(folder: str | Path, read) -> list[tuple[Path, object]]:
+    """(file, read(its bytes, its name)) for every image of a folder; one line naming a file that fails."""
     files = find_images(folder) if Path(folder).is_dir() else []
     if not files:
         raise UserError(f"{folder}: no images there")
-    stems, images = [], []
+    out = []
     for f in files:
         try:
-            img = open_rgb(f.read_bytes(), f.name)
+            out.append((f, read(f.read_bytes(), f.name)))
         except (BadImage, OSError) as e:
             raise UserError(f"{f}: {e}") from None
+    return out
+
+
+def load_folder(folder: str | Path, size: tuple[int, int] | None = None) -> tuple[list[str], np.ndarray]:
+    """(file stems, uint8 [N, H, W, 3]) of a folder's images, resized to `size` (W, H) if given."""
+    stems, images = [], []
+    for f, img in _read_each(folder, open_rgb):
         if size is not None and img.size != size:
             img = img.resize(size)
         stems.append(f.stem)
@@ -77,15 +84,7 @@ def folder_kind(folder: str | Path, range_text: str = "", flag: str = "--range")
     """(kind, pictures, grey) of a folder's images. With 8-bit pictures among them, every image is scored as
     8-bit RGB, as before kinds existed (grey: all of them grey, which RGB replicates); else by the channels
     and type every file shares, with the range `range_text` (default the type's full range)."""
-    files = find_images(folder) if Path(folder).is_dir() else []
-    if not files:
-        raise UserError(f"{folder}: no images there")
-    probes = []
-    for f in files:
-        try:
-            probes.append((f, probe(f.read_bytes(), f.name)))
-        except (BadImage, OSError) as e:
-            raise UserError(f"{f}: {e}") from None
+    probes = _read_each(folder, probe)
     if any(p.picture for _, p in probes):
         return RGB, True, all(p.channels == 1 for _, p in probes)
     kinds: dict[tuple[int, str], tuple[Path, Probe]] = {}
@@ -104,15 +103,8 @@ def load_arrays(folder: str | Path, kind: Kind, size: tuple[int, int] | None = N
     resized to `size` (W, H) if given as an export resizes (bicubic, antialiased)."""
     import tensorflow as tf
 
-    files = find_images(folder) if Path(folder).is_dir() else []
-    if not files:
-        raise UserError(f"{folder}: no images there")
     stems, images = [], []
-    for f in files:
-        try:
-            arr = load_pixels(f.read_bytes(), f.name, kind.channels, kind.dtype)
-        except (BadImage, OSError) as e:
-            raise UserError(f"{f}: {e}") from None
+    for f, arr in _read_each(folder, lambda data, name: load_pixels(data, name, kind.channels, kind.dtype)):
         if size is not None and arr.shape[:2] != (size[1], size[0]):
             resized = tf.image.resize(arr, [size[1], size[0]], method="bicubic", antialias=True)
             arr = kind.to_stored(np.asarray(resized, np.float32))
