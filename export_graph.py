@@ -4,9 +4,11 @@
   → pretrained/man2woman/ and pretrained/woman2man/, loadable with plain tf.saved_model.load.
   --XtoY_model man2woman.pb (vanhuyz's form) also writes pretrained/man2woman.pb, his frozen graph.
   python export_graph.py --checkpoint_dir checkpoints/20261122-1030 --checkpoint best   # the best by --keep_best
+  python export_graph.py --from_pytorch latest_net_G.pth --XtoY_model horse2zebra   # an official PyTorch generator
 """
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 from cyclegan_tf import console
@@ -39,6 +41,21 @@ flags.DEFINE_integer("tflite_size", -1, "Input side of the .tflite files (float3
 flags.DEFINE_bool("web", False, "Also write <export_dir>/inference.html, a page that translates images in the "
                   "browser, offline (ONNX Runtime Web; implies --onnx). Serve the folder: "
                   "python -m http.server -d pretrained 8000.")
+flags.DEFINE_string("from_pytorch", "", "Export a generator trained with the official PyTorch code instead of a run: "
+                    "its .pth file (junyanz's ResnetGenerator/UnetGenerator, CUT's, pix2pixHD's global/local), written "
+                    "as the XtoY export; the architecture is read from the file (docs/importing.md).")
+flags.DEFINE_string("netG", "", "--from_pytorch: the generator's architecture, where the file's should be overridden.")
+flags.DEFINE_integer("ngf", 0, "--from_pytorch: filters of the first conv (0: from the file).")
+flags.DEFINE_enum("norm", "", ["", "instance", "batch", "none"], "--from_pytorch: the norm (default: batch where the "
+                  "file has batch norms, else instance; a file cannot tell instance from none).")
+flags.DEFINE_integer("label_nc", -1, "--from_pytorch, pix2pixHD: label classes of the input (-1: the file's input "
+                     "channels less the instance edge map's one; 0: RGB inputs).")
+flags.DEFINE_bool("no_instance", False, "--from_pytorch, pix2pixHD: the generator was trained without instance maps "
+                  "(its inputs are the label_nc one-hot channels only).")
+flags.DEFINE_enum("test_mode", "image", ["image", "eval", "train"], "Batch norm and dropout at test time: image (the "
+                  "image's own statistics, dropout off: deterministic), eval (the running statistics, as the official "
+                  "test.py --eval) or train (the batch's statistics and dropout on, as the official test.py without "
+                  "--eval: each call random).")
 flags.DEFINE_string("web_runtime", None, "The onnxruntime-web dist folder --web copies (default: "
                     "node_modules/onnxruntime-web/dist, which `npm ci` in the repository installs).")
 
@@ -47,18 +64,49 @@ flags.DEFINE_string("web_runtime", None, "The onnxruntime-web dist folder --web 
 def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise UserError(f"unexpected argument {argv[1]!r} (flags take the form --name=value)")
-    if not FLAGS.checkpoint_dir:
-        raise UserError("--checkpoint_dir is required: the run folder written by train.py")
+    if bool(FLAGS.checkpoint_dir) == bool(FLAGS.from_pytorch):
+        raise UserError("give --checkpoint_dir (a run folder written by train.py) or --from_pytorch (an official "
+                        ".pth file)" + (", not both" if FLAGS.from_pytorch else ""))
     logging.set_verbosity(logging.WARNING)
+    if FLAGS.from_pytorch:
+        with tempfile.TemporaryDirectory(prefix="imported-") as tmp:
+            _export(_import(Path(tmp) / "run"))
+        return
+    from cyclegan_tf.training.runs import find_run
+
+    _export(find_run(FLAGS.checkpoint_dir, "--checkpoint_dir"))
+
+
+def _import(folder: Path) -> Path:
+    """--from_pytorch: the official generator as a run folder of ours (checkpoint 0)."""
+    if FLAGS.checkpoint != "latest":
+        raise UserError(f"--checkpoint={FLAGS.checkpoint} chooses among a run's checkpoints; --from_pytorch has one")
+    if FLAGS.YtoX_model and FLAGS["YtoX_model"].present:
+        print(f"note: --from_pytorch exports one generator, as --XtoY_model; --YtoX_model={FLAGS.YtoX_model} is "
+              "skipped (import the other direction's file in a second call)")
+    from cyclegan_tf.networks import official  # TensorFlow loads here
+    from cyclegan_tf.training.runs import write_imported
+
+    given = {k: FLAGS[k].value for k in ("netG", "ngf", "norm") if FLAGS[k].value}
+    G, arch = official.import_generator(FLAGS.from_pytorch, **given)
+    options = arch.options() | official.label_options(arch, FLAGS.label_nc, FLAGS.no_instance)
+    print(f"read {FLAGS.from_pytorch}: {arch.describe()}")
+    write_imported(folder, G, options, arch.model, Path(FLAGS.from_pytorch).name)
+    return folder
+
+
+def _export(run: Path) -> None:
+    """The exports of a run folder (train.py's, or an imported generator's)."""
     from cyclegan_tf.atomic import uninterrupted
     from cyclegan_tf.deploy import savedmodel  # TensorFlow loads here
-    from cyclegan_tf.training.runs import find_run, read_run
+    from cyclegan_tf.training.runs import read_run
 
-    run = find_run(FLAGS.checkpoint_dir, "--checkpoint_dir")
     cfg, model_cls, prefix = read_run(run, FLAGS.checkpoint)
     if FLAGS.checkpoint != "latest":
         print(f"exporting {run}'s checkpoint {Path(prefix).name} (--checkpoint={FLAGS.checkpoint})")
     names = {d: FLAGS[f"{d}_model"].value for d in ("XtoY", "YtoX")}
+    if FLAGS.from_pytorch:
+        names["YtoX"] = ""
     for direction, value in names.items():
         if value and direction not in model_cls.exports and FLAGS[f"{direction}_model"].present:
             print(f"note: {run} is a {cfg.model} run without a {direction} generator; "
@@ -74,7 +122,7 @@ def main(argv: list[str]) -> None:
         # All exports are written first and swapped in together: a failure leaves every previous one as it was.
         for direction, target in targets.items():
             written[direction] = savedmodel.write(run, direction, target, FLAGS.image_size, FLAGS.precision,
-                                                  FLAGS.checkpoint)
+                                                  FLAGS.checkpoint, FLAGS.test_mode)
         with uninterrupted():  # one Ctrl-C must not leave XtoY new and YtoX old
             for direction, target in targets.items():
                 print(f"exported {direction} to {savedmodel.commit(written[direction], target)}")

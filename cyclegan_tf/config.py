@@ -43,6 +43,10 @@ class TrainConfig:
                         options.DIRECTIONS)
     checkpoint_dir: str = _f("", "Run folder (default checkpoints/<YYYYmmdd-HHMM>); an existing one resumes.")
     load_model: str = _f("", "Resume this run (a folder, or a run name under checkpoints/).")
+    from_pytorch: str = _f("", "A new run starts from generators trained with the official PyTorch code: their .pth "
+                           "files, comma-separated, in the order of the model's generators (cycle_gan: G_A then G_B, "
+                           "i.e. G: X→Y then F: Y→X; pix2pix and cut: G). Their architecture is the run's where not "
+                           "given (docs/importing.md).")
     # Networks
     netG: str = _f("", "resnet_9blocks | resnet_6blocks | unet_256 | unet_128 (default: 9 blocks above "
                    "128 px, 6 at 128 and below) | global | local (pix2pixHD's).", ("", *options.GENERATORS))

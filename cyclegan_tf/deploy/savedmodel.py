@@ -36,6 +36,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from cyclegan_tf import networks
 from cyclegan_tf.atomic import atomic_path, remove_stale, restore_set_aside, swap_in, temp_name
 from cyclegan_tf.data.pixels import RGB, Kind, from_unit, of_export, to_unit
 from cyclegan_tf.errors import UserError, disk_failure
@@ -251,10 +252,10 @@ def tidy(target: Path) -> None:
 
 
 def write(run: str | Path, direction: str, target: str | Path, image_size: int = 0,
-          precision: str = "fp32", checkpoint: str = "latest") -> Path:
+          precision: str = "fp32", checkpoint: str = "latest", test_mode: str = "image") -> Path:
     """Writes the export of `direction` from the run's checkpoint `checkpoint` (latest, best or a step)
     beside `target` under its temporary name and returns that folder; `commit` puts it in place. Nothing
-    under `target` is touched."""
+    under `target` is touched. `test_mode`: batch norm and dropout at test time (networks.TEST_MODES)."""
     if precision not in PRECISIONS:
         raise UserError(f"--precision={precision}: choose {', '.join(PRECISIONS)}")
     target = Path(target)
@@ -272,11 +273,18 @@ def write(run: str | Path, direction: str, target: str | Path, image_size: int =
     if not os.access(target.parent, os.W_OK):
         raise UserError(f"cannot write to {target.parent}: permission denied")
     tidy(target)
-    module = Translator(model_cls.exported_network(cfg, nets, direction), multiple, image_size, cfg.as_flags(), step,
-                        model_cls.exported_direction(cfg, direction), precision,
-                        resize="nearest" if model_cls.input_is_labels(cfg) else "bicubic", constant_weights=True,
-                        kinds=model_cls.exported_kinds(cfg, direction))
-    tmp = temp_name(target)
+    with networks.at_test_time(test_mode):  # read as the signatures are traced, within
+        module = Translator(model_cls.exported_network(cfg, nets, direction), multiple, image_size,
+                            cfg.as_flags() | {"test_mode": test_mode}, step,
+                            model_cls.exported_direction(cfg, direction), precision,
+                            resize="nearest" if model_cls.input_is_labels(cfg) else "bicubic", constant_weights=True,
+                            kinds=model_cls.exported_kinds(cfg, direction))
+        tmp = temp_name(target)
+        _save(module, tmp, target)
+    return tmp
+
+
+def _save(module: Translator, tmp: Path, target: Path) -> None:
     try:
         tf.saved_model.save(module, str(tmp), signatures=module.signatures())
     except BaseException as e:
@@ -285,7 +293,6 @@ def write(run: str | Path, direction: str, target: str | Path, image_size: int =
         if failure is not None:
             raise failure from None
         raise
-    return tmp
 
 
 def commit(tmp: Path, target: Path) -> Path:

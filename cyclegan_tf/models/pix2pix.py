@@ -27,6 +27,9 @@ LABEL_OPTIONS = (
            "the label PNG's grey value, or with --palette the index of its colour; resized nearest-neighbour."),
     Option("palette", "", "Colours of the label classes, class 0 first: 'R,G,B;R,G,B;…' or a JSON file of "
            "[[R, G, B], …]. Empty: a class is the grey value."),
+    Option("label_edges", False, "With --label_nc: one more input channel, the boundaries between classes (1 on "
+           "either side of one), as pix2pixHD's instance edge map but from the label map: what its generators "
+           "trained with instance maps take (docs/importing.md)."),
 )
 
 
@@ -58,11 +61,13 @@ class Pix2Pix(Model):
     @classmethod
     def input_channels(cls, cfg: TrainConfig) -> int:
         """What G sees: one-hot label maps, or the input images' channels."""
-        return cfg.label_nc or cls.kinds(cfg)[0].channels
+        return cfg.label_nc + cfg.label_edges if cfg.label_nc else cls.kinds(cfg)[0].channels
 
     @classmethod
     def label_encoder(cls, cfg: TrainConfig) -> keras.layers.Layer | None:
-        return networks.LabelEncoder(cfg.label_nc, parse_palette(cfg.palette)) if cfg.label_nc else None
+        if not cfg.label_nc:
+            return None
+        return networks.LabelEncoder(cfg.label_nc, parse_palette(cfg.palette), edges=cfg.label_edges)
 
     @classmethod
     def exported_network(cls, cfg: TrainConfig, nets: dict[str, keras.Model], direction: str) -> keras.Model:

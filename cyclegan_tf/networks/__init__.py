@@ -21,6 +21,8 @@ names, listed by `feature_names` and read by `named_features`; the rest keep Ker
 | `blocks` | the conv/norm/upsampling blocks generators and discriminators share |
 | `kernels` | faster inference forms of the same convs (Winograd, sub-pixel) |
 | `statistics` | norm statistics shared across the tiles of a large image |
+| `official` | generators trained with the official PyTorch code, imported from their `.pth` files |
+| `torch_file` | reading `torch.save` and TorchScript files without PyTorch |
 """
 from cyclegan_tf.networks.discriminators import OneScale, define_D
 from cyclegan_tf.networks.features import define_patch_mlp, feature_names, generator_features, named_features
@@ -35,14 +37,17 @@ from cyclegan_tf.networks.kernels import SubpixelConv2D, WinogradConv2D, direct_
 from cyclegan_tf.networks.layers import (
     INIT_TYPES,
     POLICIES,
+    TEST_MODES,
     AvgPoolDown,
     BatchNorm,
     BlurPool2D,
     BlurUpsample2D,
     Cropping2D,
+    Dropout,
     InstanceNorm,
     LabelEncoder,
     ReflectionPad2D,
+    at_test_time,
     initialization,
     precision,
     reflection_pad,
@@ -52,10 +57,10 @@ from cyclegan_tf.networks.statistics import NormStatistics, norm_statistics
 from cyclegan_tf.options import DISCRIMINATORS, GENERATORS, NORMS, UPSAMPLES
 
 __all__ = [
-    "DISCRIMINATORS", "GENERATORS", "INIT_TYPES", "NORMS", "PIX2PIXHD_G", "POLICIES", "UPSAMPLES", "AvgPoolDown",
-    "BatchNorm", "BlurPool2D", "BlurUpsample2D", "Cropping2D", "InstanceNorm", "LabelEncoder", "NormStatistics",
-    "OneScale", "ReflectionPad2D", "SubpixelConv2D", "WinogradConv2D", "default_netG", "define_D", "define_G",
-    "define_patch_mlp", "direct_convs", "feature_names", "generator_features", "generator_multiple",
-    "initialization", "named_features", "norm_statistics", "official_layer_names", "precision", "reflection_pad",
-    "seed_states", "winograd_conv3x3",
+    "DISCRIMINATORS", "GENERATORS", "INIT_TYPES", "NORMS", "PIX2PIXHD_G", "POLICIES", "TEST_MODES", "UPSAMPLES",
+    "AvgPoolDown", "BatchNorm", "BlurPool2D", "BlurUpsample2D", "Cropping2D", "Dropout", "InstanceNorm",
+    "LabelEncoder", "NormStatistics", "OneScale", "ReflectionPad2D", "SubpixelConv2D", "WinogradConv2D",
+    "default_netG", "define_D", "define_G", "define_patch_mlp", "direct_convs", "feature_names", "generator_features",
+    "generator_multiple", "initialization", "named_features", "norm_statistics", "official_layer_names", "precision",
+    "reflection_pad", "seed_states", "at_test_time", "winograd_conv3x3",
 ]

@@ -6,7 +6,7 @@ import keras
 
 from cyclegan_tf.networks import layers
 from cyclegan_tf.networks.kernels import SubpixelConv2D, WinogradConv2D
-from cyclegan_tf.networks.layers import BatchNorm, Cropping2D, InstanceNorm, ReflectionPad2D
+from cyclegan_tf.networks.layers import BatchNorm, Cropping2D, Dropout, InstanceNorm, ReflectionPad2D
 
 
 def _conv(filters, kernel, strides=1, use_bias=True, **kwargs):
@@ -62,7 +62,7 @@ def _resnet_block(x, filters, norm, use_dropout, name=None, use_bias=None):
     use_bias = norm != "batch" if use_bias is None else use_bias
     y = _relu(_normalize(_reflect_conv3(x, filters, use_bias), norm))
     if use_dropout:
-        y = keras.layers.Dropout(0.5)(y)
+        y = Dropout(0.5)(y)
     y = _reflect_conv3(y, filters, use_bias)
     return keras.layers.Add(name=name)([x, _normalize(y, norm)])  # no ReLU after the sum
 

@@ -17,7 +17,7 @@ from cyclegan_tf.networks.blocks import (
     _zero_pad,
 )
 from cyclegan_tf.networks.features import feature_names
-from cyclegan_tf.networks.layers import AvgPoolDown, BlurPool2D, BlurUpsample2D, ReflectionPad2D, _check
+from cyclegan_tf.networks.layers import AvgPoolDown, BlurPool2D, BlurUpsample2D, Dropout, ReflectionPad2D, _check
 from cyclegan_tf.options import GENERATORS, NORMS, UPSAMPLES
 
 _RESNET_BLOCKS = {"resnet_9blocks": 9, "resnet_6blocks": 6}
@@ -150,7 +150,7 @@ def _unet_generator(
         if (
             use_dropout and 4 <= i < num_downs - 1
         ):  # the num_downs - 5 inner 8ngf blocks
-            x = keras.layers.Dropout(0.5)(x)
+            x = Dropout(0.5)(x)
         x = keras.layers.Concatenate(name=f"up{num_downs - i}")([skips[i - 1], x])
     x = _upsample(_relu(x), output_nc, 4, upsample, use_bias=True)
     outputs = keras.layers.Activation("tanh", dtype="float32", name="output")(x)

@@ -5,7 +5,8 @@ label encoder; the precision and initialisation the networks are built with.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Sequence
+import contextvars
+from collections.abc import Iterator, Sequence
 
 import keras
 import tensorflow as tf
@@ -160,12 +161,15 @@ class LabelEncoder(keras.layers.Layer):
     image), one-hot encoded to `label_nc` channels of 0 and 1 (pix2pixHD's `encode_input`). The class of a
     pixel is its grey value 0…255 (channel 0: a label PNG saved as it is), or with `palette` (class 0's RGB
     colour first) the index of the nearest palette colour. A class id ≥ label_nc encodes as all zeros.
-    Computes in float32 whatever the precision: bf16 cannot hold the grey values exactly."""
+    With `edges`, one more channel: 1 where a pixel's class differs from a 4-neighbour's (pix2pixHD's
+    `get_edges`, applied to the classes, since instance maps are not read). Computes in float32 whatever
+    the precision: bf16 cannot hold the grey values exactly."""
 
-    def __init__(self, label_nc: int, palette: Sequence[Sequence[int]] = (), **kwargs):
+    def __init__(self, label_nc: int, palette: Sequence[Sequence[int]] = (), edges: bool = False, **kwargs):
         kwargs["dtype"] = "float32"
         super().__init__(**kwargs)
         self.label_nc, self.palette = int(label_nc), [list(map(int, c)) for c in palette]
+        self.edges = bool(edges)
 
     def call(self, x):
         value = (tf.cast(x, tf.float32) + 1.0) * 127.5
@@ -174,13 +178,25 @@ class LabelEncoder(keras.layers.Layer):
             ids = tf.argmin(distance, axis=-1, output_type=tf.int32)
         else:
             ids = tf.cast(tf.round(value[..., 0]), tf.int32)
-        return tf.one_hot(ids, self.label_nc, dtype=tf.float32)
+        coded = tf.one_hot(ids, self.label_nc, dtype=tf.float32)
+        return tf.concat([coded, class_edges(ids)[..., None]], -1) if self.edges else coded
 
     def compute_output_shape(self, input_shape):
-        return (*input_shape[:-1], self.label_nc)
+        return (*input_shape[:-1], self.label_nc + self.edges)
 
     def get_config(self):
-        return {**super().get_config(), "label_nc": self.label_nc, "palette": self.palette}
+        return {**super().get_config(), "label_nc": self.label_nc, "palette": self.palette, "edges": self.edges}
+
+
+def class_edges(ids: tf.Tensor) -> tf.Tensor:
+    """[N, H, W] → float32 [N, H, W]: 1 on both pixels of every horizontally or vertically adjacent pair of
+    different classes, as pix2pixHD's get_edges marks an instance map's."""
+    across = tf.not_equal(ids[:, :, 1:], ids[:, :, :-1])
+    down = tf.not_equal(ids[:, 1:], ids[:, :-1])
+    no_col, no_row = tf.zeros_like(across[:, :, :1]), tf.zeros_like(down[:, :1])
+    edge = (tf.concat([no_col, across], 2) | tf.concat([across, no_col], 2)
+            | tf.concat([no_row, down], 1) | tf.concat([down, no_row], 1))
+    return tf.cast(edge, tf.float32)
 
 @keras.saving.register_keras_serializable(package="cyclegan_tf")
 class InstanceNorm(keras.layers.GroupNormalization):
@@ -229,6 +245,32 @@ class InstanceNorm(keras.layers.GroupNormalization):
         config.pop("groups")
         return config
 
+# What batch norm and dropout do at test time (not in training): "image", the image's own statistics and no
+# dropout; "eval", the running statistics (the official test.py --eval); "train", the batch's statistics with
+# dropout on (the official test.py without --eval). Read when a graph is traced.
+TEST_MODES = ("image", "eval", "train")
+_test_mode: contextvars.ContextVar[str] = contextvars.ContextVar("test_mode", default="image")
+
+
+@contextlib.contextmanager
+def at_test_time(mode: str) -> Iterator[None]:
+    """Networks called (graphs traced) within it compute batch norm and dropout at test time as `mode` says."""
+    _check("test_mode", mode, TEST_MODES)
+    token = _test_mode.set(mode)
+    try:
+        yield
+    finally:
+        _test_mode.reset(token)
+
+
+@keras.saving.register_keras_serializable(package="cyclegan_tf")
+class Dropout(keras.layers.Dropout):
+    """Keras' Dropout, kept on at test time within at_test_time("train"), as the official test.py keeps it."""
+
+    def call(self, inputs, training=False):
+        return super().call(inputs, training=training or _test_mode.get() == "train")
+
+
 @keras.saving.register_keras_serializable(package="cyclegan_tf")
 class BatchNorm(keras.layers.BatchNormalization):
     """Batch norm that normalises a test image by its own statistics, not the moving averages.
@@ -241,6 +283,8 @@ class BatchNorm(keras.layers.BatchNormalization):
     def call(self, inputs, training=None, mask=None):
         if training:
             return super().call(inputs, training=True, mask=mask)
+        if _test_mode.get() == "eval":
+            return super().call(inputs, training=False, mask=mask)
         if _statistics.get() is not None:
             return _statistics.get().normalize(self, inputs)
         x = tf.cast(inputs, tf.float32)

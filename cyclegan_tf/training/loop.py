@@ -224,6 +224,8 @@ def _train(cfg: TrainConfig, folder: Path, model_cls: type[Model]) -> int:
         latest = checkpointer.restore_latest(folder, cfg.restart)
         if latest is None:
             model.warm_start(open_networks)
+            if cfg.from_pytorch:
+                runs.load_official(model, cfg)
         step = int(model.step.numpy())
         every = during_training.every(cfg, steps_per_epoch)
         judge = None

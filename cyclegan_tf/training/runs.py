@@ -103,12 +103,53 @@ def prepare(cfg: TrainConfig, explicit: set[str]) -> tuple[TrainConfig, Path, ty
         cfg = cfg.check_resume(TrainConfig.load(flags_file), explicit)
     elif cfg.load_model:
         raise UserError(f"--load_model={cfg.load_model}: {flags_file} is missing, not a run folder")
+    if cfg.from_pytorch and not resuming:
+        cfg, explicit = _with_official(cfg, explicit)
     model_cls = models.get(cfg.model or models.DEFAULT)
     cfg = dataclasses.replace(cfg, model=model_cls.name)
     cfg = model_cls.configure(cfg, explicit, resuming=resuming).resolved()
     cfg.validate()
     model_cls.validate(cfg)
     return cfg, folder, model_cls
+
+
+def official_files(cfg: TrainConfig) -> list[str]:
+    return [f.strip() for f in cfg.from_pytorch.split(",") if f.strip()]
+
+
+def _with_official(cfg: TrainConfig, explicit: set[str]) -> tuple[TrainConfig, set[str]]:
+    """--from_pytorch: the run takes the first file's architecture where its options are not given."""
+    from cyclegan_tf.networks import official
+
+    first = official_files(cfg)[0]
+    try:
+        arch = official.read_architecture(official.read_file(first))
+    except ValueError as e:
+        raise UserError(f"--from_pytorch={first}: {e}") from None
+    found = {k: v for k, v in arch.options().items() if k not in explicit and k not in ("input_nc", "output_nc")}
+    common = {f.name for f in dataclasses.fields(TrainConfig)}
+    cfg = dataclasses.replace(cfg, **{k: v for k, v in found.items() if k in common},
+                              extra={**cfg.extra, **{k: v for k, v in found.items() if k not in common}})
+    return cfg, explicit | set(found)
+
+
+def load_official(model: Model, cfg: TrainConfig) -> None:
+    """--from_pytorch: the model's generators, in order, start from the official files' weights."""
+    from cyclegan_tf.networks import official
+
+    files, names = official_files(cfg), model.generator_names()
+    if len(files) > len(names):
+        raise UserError(f"--from_pytorch: {len(files)} files for {cfg.model}'s {len(names)} generator(s) "
+                        f"({', '.join(names)})")
+    for name, file in zip(names, files):
+        state = official.read_file(file)
+        try:
+            arch = official.read_architecture(state)
+            official.load_weights(model.nets[name], state, arch)
+        except ValueError as e:
+            raise UserError(f"--from_pytorch={file}: {e} (this run's {name}: --netG {cfg.netG}, --ngf {cfg.ngf}, "
+                            f"--norm {cfg.norm})") from None
+        print(f"--from_pytorch: {name} starts from {file}: {arch.describe()}")
 
 
 def read_run(folder: str | Path, which: str = "latest") -> tuple[TrainConfig, type[Model], str]:
@@ -426,3 +467,24 @@ class Checkpointer:
         lines += [f'all_model_checkpoint_paths: "{n}"' for n in names]
         with contextlib.suppress(OSError):  # a convenience: a full disk must not fail the save that succeeded
             atomic.write_text(self.folder / "checkpoint", "\n".join(lines) + "\n")
+
+
+def write_imported(folder: Path, G: keras.Model, options: dict, model: str, source: str) -> TrainConfig:
+    """A run folder holding one generator imported from the official code (networks/official.py): its
+    options in flags.json and its weights as checkpoint 0, so that everything that reads runs (export,
+    evaluation) reads it. `options` are train.py's for that generator; `model` is ours that has it."""
+    model_cls = models.get(model)
+    given = {k: v for k, v in options.items() if k in {f.name for f in dataclasses.fields(TrainConfig)}}
+    cfg = TrainConfig(model=model, checkpoint_dir=str(folder), **given,
+                      extra={k: v for k, v in options.items() if k not in given})
+    cfg = model_cls.configure(cfg, set(options)).resolved()
+    cfg.validate()
+    if model_cls.generator_names() != ["G"]:
+        raise RuntimeError(f"{model} does not export one generator G")
+    folder.mkdir(parents=True, exist_ok=True)
+    checkpoint = tf.train.Checkpoint(G=G, step=tf.Variable(0, dtype=tf.int64))
+    checkpoint.save_counter  # noqa: B018 - made on first use; restoring a run's checkpoint expects it
+    checkpoint.write(str(folder / "ckpt-0"))
+    cfg = dataclasses.replace(cfg, extra={**cfg.extra, "imported_from": source})
+    cfg.save(folder / "flags.json")
+    return cfg

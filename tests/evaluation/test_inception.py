@@ -3,16 +3,15 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import pickle
 import shutil
 import sys
-import zipfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 import skimage.data
 from conftest import ROOT
+from torch_save import torch_save
 
 from cyclegan_tf.errors import UserError
 from cyclegan_tf.evaluation import inception
@@ -110,115 +109,6 @@ def test_features_are_deterministic_and_batched(tf_features):
 # these tests write files of the same format, opcode by opcode, as torch.save lays them out.
 
 
-def _pickle_state(state: dict[str, np.ndarray], legacy: bool, shared: dict[str, tuple] | None = None) -> tuple[
-        bytes, dict[str, np.ndarray]]:
-    """torch.save's pickle of an OrderedDict of tensors (protocol 2, each tensor through _rebuild_tensor_v2 and a
-    persistent storage id, the dict's `_metadata` set by BUILD), and its storages by key. `shared` adds views:
-    name → (storage name, offset, size, stride)."""
-    import struct
-
-    out = [pickle.PROTO + b"\x02"]
-
-    def glob(module: str, name: str) -> None:
-        out.append(pickle.GLOBAL + f"{module}\n{name}\n".encode())
-
-    def text(s: str) -> None:
-        out.append(pickle.BINUNICODE + struct.pack("<I", len(s.encode())) + s.encode())
-
-    def ints(*values: int) -> None:
-        out.append(pickle.MARK + b"".join(pickle.BININT + struct.pack("<i", v) for v in values) + pickle.TUPLE)
-
-    def ordered_dict() -> None:
-        glob("collections", "OrderedDict")
-        out.append(pickle.EMPTY_TUPLE + pickle.REDUCE)
-
-    def tensor(key: str, storage: np.ndarray, offset: int, size: tuple, stride: tuple) -> None:
-        glob("torch._utils", "_rebuild_tensor_v2")
-        out.append(pickle.MARK + pickle.MARK)
-        text("storage")
-        glob("torch", {"float32": "FloatStorage", "int64": "LongStorage"}[storage.dtype.name])
-        text(key)
-        text("cpu")
-        out.append(pickle.BININT + struct.pack("<i", storage.size) + (pickle.NONE if legacy else b"")
-                   + pickle.TUPLE + pickle.BINPERSID + pickle.BININT + struct.pack("<i", offset))
-        ints(*size)
-        ints(*stride)
-        out.append(pickle.NEWFALSE)
-        ordered_dict()
-        out.append(pickle.TUPLE + pickle.REDUCE)
-
-    storages = {}
-    ordered_dict()
-    out.append(pickle.MARK)
-    for i, (name, value) in enumerate(state.items()):
-        storages[str(i)] = value.ravel(order="K")  # memory order, which the strides index
-        text(name)
-        tensor(str(i), storages[str(i)], 0, value.shape, tuple(s // value.itemsize for s in value.strides))
-    for name, (of, offset, size, stride) in (shared or {}).items():
-        text(name)
-        tensor(str(list(state).index(of)), storages[str(list(state).index(of))], offset, size, stride)
-    out.append(pickle.SETITEMS + pickle.EMPTY_DICT)
-    text("_metadata")
-    ordered_dict()
-    out.append(pickle.SETITEM + pickle.BUILD + pickle.STOP)
-    return b"".join(out), storages
-
-
-def _torch_save(path: Path, state: dict[str, np.ndarray], legacy: bool = False, **kwargs) -> Path:
-    """A file as torch.save writes it: the zip format (PyTorch >= 1.6) or the legacy stream of pickles."""
-    data, storages = _pickle_state(state, legacy, **kwargs)
-    if legacy:
-        with path.open("wb") as f:
-            for header in (0x1950A86A20F9469CFC6C, 1001, {"protocol_version": 1001, "little_endian": True}):
-                f.write(pickle.dumps(header, protocol=2))
-            f.write(data)
-            f.write(pickle.dumps(list(storages), protocol=2))
-            for s in storages.values():
-                f.write(s.size.to_bytes(8, "little") + s.tobytes())
-    else:
-        with zipfile.ZipFile(path, "w") as z:
-            z.writestr("archive/data.pkl", data)
-            z.writestr("archive/byteorder", "little")
-            for key, s in storages.items():
-                z.writestr(f"archive/data/{key}", s.tobytes())
-            z.writestr("archive/version", "3\n")
-    return path
-
-
-@pytest.mark.parametrize("legacy", [False, True], ids=["zip", "legacy"])
-def test_state_dict_reader_reads_both_formats(tmp_path, legacy):
-    rng = np.random.default_rng(0)
-    state = {"a.conv.weight": rng.normal(size=(4, 3, 2, 2)).astype(np.float32),
-             "a.bn.num_batches_tracked": np.array(7, np.int64),
-             "fc.weight": np.asfortranarray(rng.normal(size=(5, 6)).astype(np.float32))}  # column-major strides
-    # a view into fc.weight's storage: offset 2, shape (2, 3), strides (1, 2)
-    path = _torch_save(tmp_path / "s.pth", state, legacy, shared={"view": ("fc.weight", 2, (2, 3), (1, 2))})
-    got = inception.read_state_dict(path)
-    assert list(got) == [*state, "view"]
-    for name, value in state.items():
-        np.testing.assert_array_equal(got[name], value)
-        assert got[name].dtype == value.dtype
-    flat = state["fc.weight"].ravel(order="K")
-    np.testing.assert_array_equal(got["view"], [[flat[2 + i + 2 * j] for j in range(3)] for i in range(2)])
-
-
-def test_state_dict_reader_refuses_code_and_bad_tensors(tmp_path):
-    evil = tmp_path / "evil.pth"
-    with zipfile.ZipFile(evil, "w") as z:
-        z.writestr("archive/data.pkl", pickle.PROTO + b"\x02" + pickle.GLOBAL + b"os\nsystem\n"
-                   + pickle.BINUNICODE + b"\x04\x00\x00\x00true" + pickle.TUPLE1 + pickle.REDUCE + pickle.STOP)
-    with pytest.raises(ValueError, match="unexpected global os.system"):
-        inception.read_state_dict(evil)
-    # a tensor that claims more elements than its storage holds must not read past it
-    path = _torch_save(tmp_path / "big.pth", {"w": np.zeros(4, np.float32)},
-                       shared={"v": ("w", 2, (3,), (1,))})
-    with pytest.raises(ValueError, match="outside its storage"):
-        inception.read_state_dict(path)
-    (tmp_path / "text.pth").write_text("not a torch file\n")
-    with pytest.raises(ValueError, match="not a readable torch.save file"):
-        inception.read_state_dict(tmp_path / "text.pth")
-
-
 def _torchvision_shapes() -> dict[str, tuple[int, ...]]:
     """torchvision's Inception3 convs (out, in, kh, kw) as pytorch-fid builds it, transcribed from their source
     independently of inception.py."""
@@ -280,7 +170,7 @@ def _pytorch_fid_state(state: dict[str, np.ndarray], seed: int = 0) -> dict[str,
 def pytorch_fid_file(tmp_path_factory, state_without_torch) -> tuple[Path, dict[str, np.ndarray]]:
     """A full-size (95 MB) zip in pytorch-fid's layout holding the TorchScript file's network, and its state."""
     sd = _pytorch_fid_state(state_without_torch[0])
-    return _torch_save(tmp_path_factory.mktemp("is") / inception.IS_WEIGHTS, sd), sd
+    return torch_save(tmp_path_factory.mktemp("is") / inception.IS_WEIGHTS, sd), sd
 
 
 def test_is_weights_map_and_fold_a_full_size_file(pytorch_fid_file, state_without_torch):
@@ -311,7 +201,7 @@ def test_is_weights_say_what_is_wrong_and_where_to_get_them(tmp_path):
     (tmp_path / "text.pth").write_text("hello\n")
     with pytest.raises(UserError, match=r"text\.pth: not a readable torch\.save file.*pytorch-fid"):
         inception.is_weights(tmp_path / "text.pth", check_hash=False)
-    tiny = _torch_save(tmp_path / "tiny.pth", {"fc.weight": np.zeros((2, 2), np.float32)})
+    tiny = torch_save(tmp_path / "tiny.pth", {"fc.weight": np.zeros((2, 2), np.float32)})
     with pytest.raises(UserError, match=r"tiny\.pth: not pytorch-fid's Inception state dict: it has no "
                                         r"Conv2d_1a_3x3\.conv\.weight"):
         inception.is_weights(tiny, check_hash=False)
