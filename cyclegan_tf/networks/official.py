@@ -66,7 +66,7 @@ class Architecture:
         """This generator as train.py's options."""
         found = dict(netG=self.netG, ngf=self.ngf, norm=self.norm, use_dropout=self.use_dropout, upsample="transpose",
                      input_nc=self.input_nc, output_nc=self.output_nc, **dict(self.sizes))
-        if self.model == "cut":
+        if self.netG.startswith("resnet"):  # CUT's options; other models have none of them
             found |= dict(no_antialias=not self.antialias, no_antialias_up=not self.antialias_up)
         return found
 

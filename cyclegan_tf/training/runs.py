@@ -126,8 +126,10 @@ def _with_official(cfg: TrainConfig, explicit: set[str]) -> tuple[TrainConfig, s
         arch = official.read_architecture(official.read_file(first))
     except ValueError as e:
         raise UserError(f"--from_pytorch={first}: {e}") from None
-    found = {k: v for k, v in arch.options().items() if k not in explicit and k not in ("input_nc", "output_nc")}
     common = {f.name for f in dataclasses.fields(TrainConfig)}
+    own = {o.name for o in models.get(cfg.model or models.DEFAULT).options}
+    found = {k: v for k, v in arch.options().items()
+             if k not in explicit and k not in ("input_nc", "output_nc") and (k in common or k in own)}
     cfg = dataclasses.replace(cfg, **{k: v for k, v in found.items() if k in common},
                               extra={**cfg.extra, **{k: v for k, v in found.items() if k not in common}})
     return cfg, explicit | set(found)
@@ -475,8 +477,9 @@ def write_imported(folder: Path, G: keras.Model, options: dict, model: str, sour
     evaluation) reads it. `options` are train.py's for that generator; `model` is ours that has it."""
     model_cls = models.get(model)
     given = {k: v for k, v in options.items() if k in {f.name for f in dataclasses.fields(TrainConfig)}}
+    own = {o.name for o in model_cls.options}
     cfg = TrainConfig(model=model, checkpoint_dir=str(folder), **given,
-                      extra={k: v for k, v in options.items() if k not in given})
+                      extra={k: v for k, v in options.items() if k in own})
     cfg = model_cls.configure(cfg, set(options)).resolved()
     cfg.validate()
     if model_cls.generator_names() != ["G"]:

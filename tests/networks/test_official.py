@@ -126,7 +126,7 @@ def _bad_files(tmp_path: Path) -> dict[str, tuple[Path, str]]:
         "missing layer": (torch_save(tmp_path / "short.pth", {k: state[k] for k in keys[:-2]}), "ends before"),
         "extra layer": (torch_save(tmp_path / "long.pth", {**state, "model.30.weight": state[keys[-2]]}),
                         "model.30: left over"),
-        "wrong shape": (torch_save(tmp_path / "shape.pth", {**state, keys[2]: np.ascontiguousarray(state[keys[2]][:, :2])}),
+        "wrong shape": (torch_save(tmp_path / "shape.pth", {**state, keys[2]: state[keys[2]][:, :2].copy()}),
                         f"{keys[2]}: shape (8, 2, 3, 3) where"),
         "unknown tensors": (torch_save(tmp_path / "odd.pth", {**state, "model.1.scale": state[keys[1]]}),
                             "model.1: tensors bias, scale, weight are not a layer"),

@@ -138,3 +138,35 @@ def test_decay_steps_load_images_at_the_crop_size_where_a_model_asks(records: di
         np.testing.assert_array_equal(a.numpy(), b.numpy())
     plain = [x for x, _ in loop.open_data(cfg, CycleGAN)[0](0).take(8)]
     assert not any(is_whole(x) for x in plain)
+
+
+def test_from_pytorch_starts_g_and_f_from_official_files(records: dict, tmp_path: Path, capsys) -> None:
+    official = Path(__file__).parents[1] / "assets" / "official"
+    files = f"{official / 'junyanz_resnet6_instance.pth'},{official / 'junyanz_resnet6_instance.legacy.pth'}"
+    # netG and ngf are not given: the files' (resnet_6blocks, ngf 4) become the run's
+    cfg = TrainConfig(X=records["X"], Y=records["Y"], checkpoint_dir=str(tmp_path / "run"), image_size=32,
+                      load_size=36, ndf=4, pool_size=3, max_steps=1, learning_rate=1e-12, from_pytorch=files)
+    assert train(cfg) == 0
+    assert "--from_pytorch: G starts from" in capsys.readouterr().out
+    nets, saved, _, step = restore_generators(tmp_path / "run")
+    assert (saved.netG, saved.ngf, step) == ("resnet_6blocks", 4, 1)
+    arrays = np.load(official / "junyanz_resnet6_instance.npz")
+    x, expected = (arrays[k].transpose(0, 2, 3, 1) for k in ("x_square", "y_square_eval"))
+    for name in ("G", "F"):  # one Adam step of 1e-12 moves no weight visibly
+        assert np.abs(nets[name](x, training=False).numpy() - expected).max() < 1e-4
+    with pytest.raises(UserError, match=r"^--from_pytorch=.*junyanz_resnet6_instance.pth: model.1.weight: shape "):
+        train(config(records, tmp_path / "other", max_steps=1, ngf=8, from_pytorch=files.split(",")[0]))
+    assert not (tmp_path / "other").exists()
+
+
+def test_from_pytorch_starts_cut_from_its_anti_aliased_generator(records: dict, tmp_path: Path) -> None:
+    official = Path(__file__).parents[1] / "assets" / "official"
+    cfg = TrainConfig(X=records["X"], Y=records["Y"], model="cut", checkpoint_dir=str(tmp_path / "run"),
+                      image_size=32, load_size=36, ndf=4, max_steps=1, learning_rate=1e-12,
+                      from_pytorch=str(official / "cut_resnet9_antialias.pth"), extra={"num_patches": 16, "netF_nc": 8})
+    assert train(cfg) == 0
+    nets, saved, _, _ = restore_generators(tmp_path / "run")
+    assert (saved.netG, saved.ngf, saved.no_antialias) == ("resnet_9blocks", 2, False)
+    arrays = np.load(official / "cut_resnet9_antialias.npz")
+    x, expected = (arrays[k].transpose(0, 2, 3, 1) for k in ("x_square", "y_square_eval"))
+    assert np.abs(nets["G"](x, training=False).numpy() - expected).max() < 1e-4
