@@ -77,6 +77,25 @@ def load_generators(run: str | Path, precision: str = "fp32") -> dict[str, keras
     return out
 
 
+def load_pytorch(path: str | Path, label_nc: int = -1, no_instance: bool = False, **overrides: Any) -> keras.Model:
+    """A generator trained with the official PyTorch code, from its `.pth` file (docs/importing.md), as
+    `load_generators` gives ours: for `translate`, or to call on images in [-1, 1].
+
+    Args:
+        path: the file (junyanz's ResnetGenerator/UnetGenerator, CUT's, pix2pixHD's global/local).
+        label_nc, no_instance: pix2pixHD's label inputs, as export_graph.py's flags.
+        overrides: netG, ngf, norm… where the file's architecture should be overridden."""
+    import tempfile
+
+    from cyclegan_tf.networks import official
+
+    G, arch = official.import_generator(path, **overrides)
+    with tempfile.TemporaryDirectory(prefix="imported-") as tmp:
+        runs.write_imported(Path(tmp) / "run", G, arch.options() | official.label_options(arch, label_nc, no_instance),
+                            arch.model, Path(path).name)
+        return load_generators(Path(tmp) / "run")["G"]
+
+
 def export(run: str | Path, direction: str, target: str | Path, image_size: int = 0,
            precision: str = "fp32") -> Path:
     """export_graph.py for one direction: writes a SavedModel and returns its path.

@@ -187,3 +187,14 @@ def test_export_graph_from_pytorch_writes_exports_that_translate_as_pytorch(tmp_
                                                 "or directory)"
     r = _cli(tmp_path, "export_graph.py", "--from_pytorch=latest_net_G.pth", "--checkpoint_dir=run")
     assert r.stderr.strip().splitlines()[-1].endswith(", not both")
+
+
+def test_python_api_translates_with_an_imported_generator() -> None:
+    from cyclegan_tf import api
+
+    G = api.load_pytorch(ASSETS / "junyanz_resnet6_grey.pth")
+    arrays = np.load(ASSETS / "junyanz_resnet6_grey.npz")
+    grey = np.round((arrays["x_wide"][0, 0] + 1) * 127.5).astype(np.uint8)  # the 8-bit grid: exact
+    out = api.translate(G, grey[..., None])
+    expected = np.round((arrays["y_wide_eval"][0, 0] + 1) * 127.5)
+    assert out.shape == (32, 48, 1) and np.abs(out[..., 0].astype(float) - expected).max() <= 1
