@@ -117,6 +117,13 @@ CASES = [
           n_blocks_local=1, norm_layer="instance_hd", padding_type="reflect"),
      [(1, 36, 32, 32), (1, 36, 32, 64)], ["eval"], False, 0, 9),
 ]
+# Full size, made only when named in --cases (45 MB: a benchmark's, not the tests'): the hosted CycleGAN models'
+# architecture (resnet_9blocks, ngf 64), for bench/import_official.py.
+FULL_SIZE = [
+    ("junyanz_resnet9_full", "junyanz", "ResnetGenerator",
+     dict(input_nc=3, output_nc=3, ngf=64, norm_layer="instance", use_dropout=False, n_blocks=9),
+     [(1, 3, 256, 256), (1, 3, 256, 384)], ["eval"], False, 0, 10),
+]
 LABEL_NC = 35  # pix2pixHD's Cityscapes setting: 35 one-hot label channels, then the instance edge map
 
 
@@ -262,9 +269,8 @@ def main() -> None:
         "modes": MODES,
         "cases": {},
     }
-    for name, key, cls_name, kwargs, shapes, modes, legacy, warmup, seed in CASES:
-        if args.cases and name not in args.cases:
-            continue
+    chosen = [c for c in CASES + FULL_SIZE if (c[0] in args.cases if args.cases else c in CASES)]
+    for name, key, cls_name, kwargs, shapes, modes, legacy, warmup, seed in chosen:
         cls = getattr(modules[key], cls_name)
         ctor = {**kwargs, "norm_layer": NORMS[kwargs["norm_layer"]][0]}
         torch.manual_seed(seed)  # dropout in the warm-up passes
