@@ -5,6 +5,7 @@
   --XtoY_model man2woman.pb (vanhuyz's form) also writes pretrained/man2woman.pb, his frozen graph.
   python export_graph.py --checkpoint_dir checkpoints/20261122-1030 --checkpoint best   # the best by --keep_best
   python export_graph.py --from_pytorch latest_net_G.pth --XtoY_model horse2zebra   # an official PyTorch generator
+  python export_graph.py --from_frozen_graph apple2orange.pb --XtoY_model apple2orange   # vanhuyz's .pb, wrapped
 """
 from __future__ import annotations
 
@@ -44,6 +45,9 @@ flags.DEFINE_bool("web", False, "Also write <export_dir>/inference.html, a page 
 flags.DEFINE_string("from_pytorch", "", "Export a generator trained with the official PyTorch code instead of a run: "
                     "its .pth file (junyanz's ResnetGenerator/UnetGenerator, CUT's, pix2pixHD's global/local), written "
                     "as the XtoY export; the architecture is read from the file (docs/importing.md).")
+flags.DEFINE_string("from_frozen_graph", "", "Wrap a frozen graph of vanhuyz's export_graph.py (.pb) into a "
+                    "SavedModel of ours, written as the XtoY export (for folders, --tile with --norm_stats tile, "
+                    "the Python API and LiteRT).")
 flags.DEFINE_string("netG", "", "--from_pytorch: the generator's architecture, where the file's should be overridden.")
 flags.DEFINE_integer("ngf", 0, "--from_pytorch: filters of the first conv (0: from the file).")
 flags.DEFINE_enum("norm", "", ["", "instance", "batch", "none"], "--from_pytorch: the norm (default: batch where the "
@@ -64,10 +68,14 @@ flags.DEFINE_string("web_runtime", None, "The onnxruntime-web dist folder --web 
 def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise UserError(f"unexpected argument {argv[1]!r} (flags take the form --name=value)")
-    if bool(FLAGS.checkpoint_dir) == bool(FLAGS.from_pytorch):
-        raise UserError("give --checkpoint_dir (a run folder written by train.py) or --from_pytorch (an official "
-                        ".pth file)" + (", not both" if FLAGS.from_pytorch else ""))
+    sources = [f for f in ("checkpoint_dir", "from_pytorch", "from_frozen_graph") if FLAGS[f].value]
+    if len(sources) != 1:
+        raise UserError("give --checkpoint_dir (a run folder written by train.py), --from_pytorch (an official .pth "
+                        "file) or --from_frozen_graph (vanhuyz's .pb)" + (", not several" if sources else ""))
     logging.set_verbosity(logging.WARNING)
+    if FLAGS.from_frozen_graph:
+        _wrap_frozen()
+        return
     if FLAGS.from_pytorch:
         with tempfile.TemporaryDirectory(prefix="imported-") as tmp:
             _export(_import(Path(tmp) / "run"))
@@ -75,6 +83,19 @@ def main(argv: list[str]) -> None:
     from cyclegan_tf.training.runs import find_run
 
     _export(find_run(FLAGS.checkpoint_dir, "--checkpoint_dir"))
+
+
+def _wrap_frozen() -> None:
+    """--from_frozen_graph: vanhuyz's .pb as a SavedModel of ours, and the formats beside it."""
+    from cyclegan_tf.deploy import frozen, savedmodel
+
+    if not FLAGS.XtoY_model or savedmodel.model_name(FLAGS.XtoY_model) != FLAGS.XtoY_model or FLAGS.web:
+        raise UserError("--from_frozen_graph writes a SavedModel (and --onnx, --tflite beside it): give --XtoY_model "
+                        "a name without .pb, and no --web (the page needs our exports' portable signature)")
+    litert, _ = _deploy_tools()
+    target = savedmodel.export_targets({"XtoY": FLAGS.XtoY_model}, ["XtoY"], FLAGS.export_dir)["XtoY"]
+    print(f"exported XtoY to {frozen.export(FLAGS.from_frozen_graph, target)} (vanhuyz's graph, wrapped)")
+    _write_beside(savedmodel, "XtoY", target, FLAGS.XtoY_model, frozen.read(FLAGS.from_frozen_graph).size, litert)
 
 
 def _import(folder: Path) -> Path:

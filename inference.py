@@ -3,6 +3,7 @@
   python inference.py --model man2woman --input test.jpg --output out.jpg
   python inference.py --model pretrained/man2woman --input photos/ --output translated/ --html
   python inference.py --model man2woman --input huge.jpg --output out.jpg --tile 512 --overlap 64
+  python inference.py --model apple2orange.pb --input in.jpg --output out.jpg   # vanhuyz's frozen graph
 """
 from __future__ import annotations
 
@@ -15,7 +16,8 @@ from absl import app, flags  # noqa: E402
 from cyclegan_tf.errors import UserError, guarded  # noqa: E402
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("model", "", "SavedModel folder from export_graph.py, or its name under --export_dir.")
+flags.DEFINE_string("model", "", "SavedModel folder from export_graph.py, or its name under --export_dir; or "
+                    "vanhuyz's frozen graph (a .pb file).")
 flags.DEFINE_string("input", "input_sample.jpg", "An image file, a folder of images, or a glob.")
 flags.DEFINE_string("output", "output_sample.jpg", "Output file (single input; format from its extension) "
                     "or folder.")
@@ -43,7 +45,7 @@ def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise UserError(f"unexpected argument {argv[1]!r} (flags take the form --name=value)")
     if not FLAGS.model:
-        raise UserError("--model is required: a SavedModel folder from export_graph.py")
+        raise UserError("--model is required: a SavedModel folder from export_graph.py (or a frozen .pb)")
     if FLAGS.format and FLAGS.output_format and FLAGS.format != FLAGS.output_format:
         raise UserError(f"--format={FLAGS.format} and --output_format={FLAGS.output_format}: give one")
     batch_size = (2 if FLAGS.tile else 4) if FLAGS.batch_size is None else FLAGS.batch_size

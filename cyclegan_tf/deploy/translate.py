@@ -1,12 +1,12 @@
 """Translating image files with an exported SavedModel: one file, a folder, or a glob.
 
 Only TensorFlow's saved_model API is used on the model, so any export (ours, or copied elsewhere)
-works. Inputs are read as the export's input pixels (data/pixels.py; every format build_data.py takes,
-EXIF rotation applied) and outputs written in the output's units and type (a 16-bit PNG gives a
-16-bit PNG, a float TIFF a float TIFF). Images of the same size are batched, and each output is written
-to a temporary name and renamed (leftovers of a killed run are removed first). In folder mode an
-image the model cannot translate (an older export refuses images under its generator's minimum size)
-is skipped with a warning.
+works; vanhuyz's frozen graphs (`.pb`) run through deploy/frozen.py behind the same interface. Inputs are
+read as the export's input pixels (data/pixels.py; every format build_data.py takes, EXIF rotation applied)
+and outputs written in the output's units and type (a 16-bit PNG gives a 16-bit PNG, a float TIFF a float
+TIFF). Images of the same size are batched, and each output is written to a temporary name and renamed
+(leftovers of a killed run are removed first). In folder mode an image the model cannot translate (an older
+export refuses images under its generator's minimum size) is skipped with a warning.
 """
 from __future__ import annotations
 
@@ -53,17 +53,33 @@ class Export:
     translate_with_statistics: Callable | None
     nearest: bool  # label maps are resized nearest-neighbour
     kinds: tuple[Kind, Kind]  # the pixels that go in and come out
+    frozen_size: int = 0  # S of vanhuyz's frozen graph (a .pb, or a SavedModel wrapping one): no shared statistics
 
 
 def load_model(model: str, export_dir: str = "pretrained") -> Export:
     """A SavedModel folder, or a name under `export_dir`; returns its signatures. A damaged export (files
-    missing, truncated or garbled) is a one-line UserError naming it."""
+    missing, truncated or garbled) is a one-line UserError naming it. A `.pb` file (as given, or under
+    `export_dir`) is vanhuyz's frozen graph (deploy/frozen.py), unless the SavedModel export_graph.py writes
+    beside it (the same name without .pb) is there: then that SavedModel, which takes any size."""
+    pb = next((p for p in (Path(model), Path(export_dir) / model)
+               if p.suffix.lower() == ".pb" and p.name != "saved_model.pb" and p.is_file()), None)
+    if pb is not None and not (pb.with_suffix("") / "saved_model.pb").is_file():
+        from cyclegan_tf.deploy import frozen
+
+        return frozen.as_export(pb, f"--model={model}" + ("" if pb == Path(model) else f" ({pb})"))
     candidates = [Path(model), Path(export_dir) / model, Path(export_dir) / Path(model).stem]
+    if Path(model).name == "saved_model.pb":  # the file of a SavedModel: its folder
+        candidates.insert(0, Path(model).parent)
+    if pb is not None:
+        candidates.insert(0, pb.with_suffix(""))
     path = next((p for p in candidates if (p / "saved_model.pb").is_file()), None)
     if path is None:
         partial = next((p for p in candidates if p.is_dir() and any((p / e).exists() for e in _EXPORT_PARTS)), None)
         if partial is not None:
             raise UserError(f"--model={model}: damaged export: {partial} has no saved_model.pb; export it again")
+        if Path(model).suffix.lower() == ".pb":
+            raise UserError(f"--model={model}: no such frozen graph, nor a SavedModel of that name (here or under "
+                            f"{export_dir}/)")
         raise UserError(f"--model={model}: no SavedModel there (nor under {export_dir}/); run export_graph.py")
     problem = _damage(path)
     if problem is None:
@@ -78,8 +94,9 @@ def load_model(model: str, export_dir: str = "pretrained") -> Export:
                         "export_graph.py")
     # exports written before `input_resize` existed take images
     nearest = getattr(loaded, "input_resize", None) is not None and loaded.input_resize.numpy() == b"nearest"
+    frozen_size = int(loaded.image_size.numpy()) if getattr(loaded, "frozen_graph", None) is not None else 0
     return Export(loaded, loaded.signatures["translate"], loaded.signatures.get("statistics"),
-                  loaded.signatures.get("translate_with_statistics"), nearest, of_export(loaded))
+                  loaded.signatures.get("translate_with_statistics"), nearest, of_export(loaded), frozen_size)
 
 
 def _damage(path: Path) -> str | None:
@@ -148,6 +165,10 @@ def run(model: str, input_pattern: str, output: str, *, export_dir: str = "pretr
     targets, folder = _targets(files, single, output, options.fmt)
     tiling.check(options.tile, options.overlap, options.norm_stats, options.stats_size)
     exported = load_model(model, export_dir)
+    if options.tile and options.norm_stats == "global" and exported.frozen_size:
+        from cyclegan_tf.deploy.frozen import TILE_GLOBAL
+
+        raise UserError(TILE_GLOBAL)
     targets, folder = _targets(files, single, output, options.fmt, exported.kinds[1])
     _check_pixels(exported, targets, options)
     try:
