@@ -105,6 +105,7 @@ def _import(folder: Path) -> Path:
     if FLAGS.YtoX_model and FLAGS["YtoX_model"].present:
         print(f"note: --from_pytorch exports one generator, as --XtoY_model; --YtoX_model={FLAGS.YtoX_model} is "
               "skipped (import the other direction's file in a second call)")
+    from cyclegan_tf import models
     from cyclegan_tf.networks import official  # TensorFlow loads here
     from cyclegan_tf.training.runs import write_imported
 
@@ -112,7 +113,7 @@ def _import(folder: Path) -> Path:
     G, arch = official.import_generator(FLAGS.from_pytorch, **given)
     options = arch.options() | official.label_options(arch, FLAGS.label_nc, FLAGS.no_instance)
     print(f"read {FLAGS.from_pytorch}: {arch.describe()}")
-    write_imported(folder, G, options, arch.model, Path(FLAGS.from_pytorch).name)
+    write_imported(folder, G, options, models.for_official(arch.family).name, Path(FLAGS.from_pytorch).name)
     return folder
 
 

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
+from cyclegan_tf import models
 from cyclegan_tf.deploy import savedmodel
 from cyclegan_tf.networks import official
 from cyclegan_tf.training.runs import write_imported
@@ -26,7 +27,7 @@ from cyclegan_tf.training.runs import write_imported
 
 def _export(folder: Path, G, arch: official.Architecture, name: str) -> Path:
     run = folder / f"{name}-run"
-    write_imported(run, G, arch.options(), arch.model, name)
+    write_imported(run, G, arch.options(), models.for_official(arch.family).name, name)
     return savedmodel.commit(savedmodel.write(run, "XtoY", folder / name), folder / name)
 
 

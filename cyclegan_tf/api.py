@@ -87,12 +87,13 @@ def load_pytorch(path: str | Path, label_nc: int = -1, no_instance: bool = False
         overrides: netG, ngf, norm… where the file's architecture should be overridden."""
     import tempfile
 
+    from cyclegan_tf import models
     from cyclegan_tf.networks import official
 
     G, arch = official.import_generator(path, **overrides)
     with tempfile.TemporaryDirectory(prefix="imported-") as tmp:
         runs.write_imported(Path(tmp) / "run", G, arch.options() | official.label_options(arch, label_nc, no_instance),
-                            arch.model, Path(path).name)
+                            models.for_official(arch.family).name, Path(path).name)
         return load_generators(Path(tmp) / "run")["G"]
 
 

@@ -20,7 +20,8 @@ LAYERS = [
     {"models", "models.base", "models.cycle_gan", "models.pix2pix", "models.pix2pixhd", "models.cut"},
     {"training.strategy", "training.runs", "evaluation.during_training"},
     {"training.loop"},
-    {"deploy.savedmodel", "deploy.translate", "deploy.litert", "deploy.tiling", "deploy.web", "evaluation.score"},
+    {"deploy.savedmodel", "deploy.translate", "deploy.litert", "deploy.tiling", "deploy.web", "deploy.frozen",
+     "evaluation.score"},
     {"api", "demo", "evaluation.report"},
 ]
 LAYER = {name: i for i, names in enumerate(LAYERS) for name in names}

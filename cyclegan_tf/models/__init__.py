@@ -70,6 +70,14 @@ def get(name: str) -> type[Model]:
     return _registered[name]
 
 
+def for_official(family: str) -> type[Model]:
+    """The first model that declares the official generator family `family` (Model.official_generators)."""
+    found = next((m for m in all_models() if family in m.official_generators), None)
+    if found is None:
+        raise UserError(f"no model takes official generators of the family {family!r}")
+    return found
+
+
 def all_models() -> list[type[Model]]:
     return [get(n) for n in names()]
 

@@ -46,6 +46,9 @@ class Model(tf.Module):
     options: ClassVar[tuple[Option, ...]] = ()
     optimizers: ClassVar[dict[str, tuple[str, ...]]] = {}
     exports: ClassVar[dict[str, str]] = {}
+    # Families of the official PyTorch generators (networks/official.py: Architecture.family) whose import
+    # becomes a run of this model: it must export them as its one generator G.
+    official_generators: ClassVar[tuple[str, ...]] = ()
     loss_names: ClassVar[tuple[str, ...]] = ()
     resize_when_decaying: ClassVar[bool] = False
     demo_flags: ClassVar[tuple[str, ...]] = ()

@@ -81,6 +81,7 @@ class CUT(Model):
     )
     optimizers = {"opt_D": ("D_Y",), "opt_G": ("G", "H")}  # one Adam for G and H: the official two, per weight
     exports = {"XtoY": "G"}
+    official_generators = ("antialiased_resnet",)
     loss_names = ("G_GAN", "NCE", "NCE_Y", "D_real", "D_fake")
 
     @classmethod

@@ -41,6 +41,7 @@ class Pix2Pix(Model):
     options = LABEL_OPTIONS
     optimizers = {"opt_G": ("G",), "opt_D": ("D",)}
     exports = {"XtoY": "G"}
+    official_generators = ("resnet", "unet")  # junyanz's, a CycleGAN's G_A or G_B included
     loss_names = ("G_GAN", "G_L1", "G_feat", "D_real", "D_fake")
 
     @classmethod

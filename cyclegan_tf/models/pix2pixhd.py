@@ -50,6 +50,7 @@ class Pix2PixHD(Pix2Pix):
                "notop.h5); default: Keras' cache, ~/.keras/models."),
     )
     loss_names = ("G_GAN", "G_GAN_Feat", "G_VGG", "D_real", "D_fake")
+    official_generators = ("global", "local")
     demo_flags = ("--no_vgg_loss",)  # the demo is offline: no VGG19 ImageNet weights
 
     @classmethod

@@ -51,12 +51,14 @@ class Architecture:
     source: str = ""  # which official code's class: for messages and flags.json
 
     @property
-    def model(self) -> str:
-        """Our model that has this generator: CUT for the anti-aliased one, pix2pixHD for its own, else pix2pix
-        (a one-generator model; CycleGAN's G and F are each such a generator)."""
+    def family(self) -> str:
+        """resnet, antialiased_resnet, unet, global or local: what a model declares it takes
+        (Model.official_generators; models.for_official)."""
         if self.netG in ("global", "local"):
-            return "pix2pixhd"
-        return "cut" if self.antialias or self.antialias_up else "pix2pix"
+            return self.netG
+        if self.netG.startswith("unet"):
+            return "unet"
+        return "antialiased_resnet" if self.antialias or self.antialias_up else "resnet"
 
     def define_G(self, name: str = "G") -> keras.Model:
         return define_G(self.netG, self.ngf, self.norm, "transpose", self.use_dropout, self.input_nc, self.output_nc,
@@ -273,7 +275,7 @@ def label_options(arch: Architecture, label_nc: int = -1, no_instance: bool = Fa
     """pix2pixHD's label inputs as train.py's options: `label_nc` classes (-1: the generator's input channels
     less the instance edge map's one, unless `no_instance`; 0: RGB inputs), given as a one-channel label map
     whose edge map is drawn from the classes (label_edges). Nothing for other generators."""
-    if arch.model != "pix2pixhd" or label_nc == 0 or (label_nc < 0 and arch.input_nc == 3):
+    if arch.netG not in ("global", "local") or label_nc == 0 or (label_nc < 0 and arch.input_nc == 3):
         return {}
     edges = not no_instance
     classes = arch.input_nc - edges if label_nc < 0 else label_nc

@@ -186,7 +186,7 @@ def test_export_graph_from_pytorch_writes_exports_that_translate_as_pytorch(tmp_
     assert r.stderr.strip().splitlines()[-1] == f"error: {tmp_path / 'nowhere.pth'}: cannot be read (No such file " \
                                                 "or directory)"
     r = _cli(tmp_path, "export_graph.py", "--from_pytorch=latest_net_G.pth", "--checkpoint_dir=run")
-    assert r.stderr.strip().splitlines()[-1].endswith(", not both")
+    assert r.stderr.strip().splitlines()[-1].endswith(", not several")
 
 
 def test_python_api_translates_with_an_imported_generator() -> None:
@@ -198,3 +198,23 @@ def test_python_api_translates_with_an_imported_generator() -> None:
     out = api.translate(G, grey[..., None])
     expected = np.round((arrays["y_wide_eval"][0, 0] + 1) * 127.5)
     assert out.shape == (32, 48, 1) and np.abs(out[..., 0].astype(float) - expected).max() <= 1
+
+
+def test_pix2pixhd_label_maps_in_and_the_edge_map_drawn_from_them(tmp_path: Path) -> None:
+    from PIL import Image
+
+    r = _cli(tmp_path, "export_graph.py", f"--from_pytorch={ASSETS / 'pix2pixhd_global.pth'}", "--XtoY_model=l2c")
+    assert r.returncode == 0, r.stderr[-2000:]
+    labels = np.load(ASSETS / "pix2pixhd_global.npz")["labels_wide"][0, 0].astype(np.uint8)  # class ids 0…34
+    Image.fromarray(labels).save(tmp_path / "labels.png")
+    r = _cli(tmp_path, "inference.py", "--model=pretrained/l2c", "--input=labels.png", "--output=city.png")
+    assert r.returncode == 0, r.stderr[-2000:]
+    G, _ = official.import_generator(ASSETS / "pix2pixhd_global.pth")
+    coded = LabelEncoder(35, edges=True)(tf.constant(labels[None, ..., None] / 127.5 - 1, tf.float32))
+    expected = np.round((G(coded, training=False).numpy()[0] + 1) * 127.5)
+    got = np.asarray(Image.open(tmp_path / "city.png"), np.float64)
+    assert got.shape == (32, 64, 3) and np.abs(got - expected).max() <= 1
+    r = _cli(tmp_path, "export_graph.py", f"--from_pytorch={ASSETS / 'pix2pixhd_global.pth'}", "--XtoY_model=x",
+             "--label_nc=30")
+    assert r.stderr.strip().splitlines()[-1] == "error: --label_nc=30: the generator takes 36 channels, not 30 " \
+                                                "classes + the edge map"
