@@ -34,7 +34,7 @@ def pickle_state(state: dict[str, np.ndarray], legacy: bool, shared: dict[str, t
         glob("torch._utils", "_rebuild_tensor_v2")
         out.append(pickle.MARK + pickle.MARK)
         text("storage")
-        glob("torch", {"float32": "FloatStorage", "int64": "LongStorage"}[storage.dtype.name])
+        glob("torch", {"float32": "FloatStorage", "float16": "HalfStorage", "int64": "LongStorage"}[storage.dtype.name])
         text(key)
         text("cpu")
         out.append(pickle.BININT + struct.pack("<i", storage.size) + (pickle.NONE if legacy else b"")

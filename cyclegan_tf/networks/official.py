@@ -141,20 +141,27 @@ def read_architecture(state: dict[str, np.ndarray], **given: object) -> Architec
     if not convs:
         raise ValueError("holds no convolution weights: not a generator's state dict")
     prefixes = [p for p, _, _ in modules]
+    try:
+        arch = _family(modules, prefixes, convs)
+    except (IndexError, StopIteration) as e:  # a layout that starts as an official one does, then is not one
+        raise ValueError(f"its modules ({', '.join(prefixes[:3])}, …) follow no official generator's layout "
+                         f"({type(e).__name__})") from None
+    return dataclasses.replace(arch, **given)
+
+
+def _family(modules: list, prefixes: list[str], convs: list) -> Architecture:
     norm = "batch" if any(k == "batch norm" for *_, k in modules) else "instance"
     if any(p.startswith("model1_1.") for p in prefixes):
-        arch = _local(modules, norm)
-    elif any(p.startswith("model.model.") for p in prefixes):
-        arch = _unet(convs, norm)
-    elif any(".conv_block." in p for p in prefixes):
-        arch = _resnet(modules, norm)
-    else:
-        first = convs[0][1]
-        what = ("a discriminator (4×4 convs down to 1 channel)" if convs[-1][1].shape[0] == 1 and first.shape[2] == 4
-                else "no generator of the official code")
-        raise ValueError(f"its modules ({', '.join(prefixes[:3])}, …) are {what}: import a generator's file "
-                         "(latest_net_G.pth, *_net_G_A.pth, *_net_G_B.pth)")
-    return dataclasses.replace(arch, **given)
+        return _local(modules, norm)
+    if any(p.startswith("model.model.") for p in prefixes):
+        return _unet(convs, norm)
+    if any(".conv_block." in p for p in prefixes):
+        return _resnet(modules, norm)
+    first = convs[0][1]
+    what = ("a discriminator (4×4 convs down to 1 channel)" if convs[-1][1].shape[0] == 1 and first.shape[2] == 4
+            else "no generator of the official code")
+    raise ValueError(f"its modules ({', '.join(prefixes[:3])}, …) are {what}: import a generator's file "
+                     "(latest_net_G.pth, *_net_G_A.pth, *_net_G_B.pth)")
 
 
 def _index(prefix: str, root: str = "model") -> int:
@@ -243,7 +250,7 @@ def load_weights(model: keras.Model, state: dict[str, np.ndarray], arch: Archite
         raise ValueError(f"{theirs[len(ours)][0]}: left over: {said} has {len(ours)} weighted layers, the file "
                          f"{len(theirs)}")
     for variable, value in assignments:
-        variable.assign(value)
+        variable.assign(np.asarray(value, np.float32))  # files saved in half precision hold float16
 
 
 def _assignments(layer: keras.layers.Layer, prefix: str, t: dict[str, np.ndarray], kind: str, said: str) -> list:
@@ -265,7 +272,10 @@ def _assignments(layer: keras.layers.Layer, prefix: str, t: dict[str, np.ndarray
         raise ValueError(f"{prefix}.weight: shape {tuple(weight.shape)} where {said} has {expected}")
     pairs = [(layer.kernel, weight.transpose(2, 3, 1, 0))]
     if layer.use_bias:  # a conv without a bias before a batch norm is one with a zero bias
-        pairs.append((layer.bias, t.get("bias", np.zeros(layer.bias.shape, np.float32))))
+        bias = t.get("bias", np.zeros(layer.bias.shape, np.float32))
+        if tuple(bias.shape) != tuple(layer.bias.shape):
+            raise ValueError(f"{prefix}.bias: shape {tuple(bias.shape)} where {said} has {tuple(layer.bias.shape)}")
+        pairs.append((layer.bias, bias))
     elif "bias" in t:
         raise ValueError(f"{prefix}.bias: {said} has no bias there")
     return pairs

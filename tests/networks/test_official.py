@@ -135,6 +135,10 @@ def _bad_files(tmp_path: Path) -> dict[str, tuple[Path, str]]:
         "pickled module": (module, "unexpected global models.networks.ResnetGenerator"),
         "code": (evil, "unexpected global os.system"),
         "missing": (tmp_path / "nowhere.pth", "cannot be read (No such file or directory)"),
+        "blocks only": (torch_save(tmp_path / "blocks.pth", {k: v for k, v in state.items() if "conv_block" in k}),
+                        "follow no official generator's layout (IndexError)"),
+        "bias length": (torch_save(tmp_path / "bias.pth", {**state, keys[1]: state[keys[1]][:2].copy()}),
+                        f"{keys[1]}: shape (2,) where"),
     }
 
 
@@ -150,6 +154,14 @@ def test_every_bad_file_is_one_line_naming_it(tmp_path: Path, monkeypatch) -> No
         official.import_generator(ASSETS / "junyanz_resnet6_instance.pth", ngf=8)
     with pytest.raises(UserError, match=r"model.1.bias: .* batch norm.* has no bias there"):
         official.import_generator(ASSETS / "junyanz_resnet6_instance.pth", norm="batch")
+
+
+def test_a_half_precision_file_loads_as_float32(tmp_path: Path) -> None:
+    state = {k: v.astype(np.float16) for k, v in _state().items()}
+    G, _ = official.import_generator(torch_save(tmp_path / "half.pth", state))
+    assert G.weights[0].dtype == "float32"
+    stem = state["model.1.weight"].astype(np.float32).transpose(2, 3, 1, 0)
+    np.testing.assert_array_equal(G.weights[0].numpy(), stem)
 
 
 def test_data_parallel_prefix_and_old_instance_norm_statistics_are_read(tmp_path: Path) -> None:
