@@ -144,6 +144,9 @@ class TrainConfig:
     eval_images: int = _f(0, "Use at most this many held-out images per domain (0: all).")
     keep_best: str = _f("", "Keep the checkpoint that scores best on this, e.g. fid_XtoY, kid_YtoX, "
                         "coverage_XtoY, psnr_XtoY (default: fid of the first direction); 'none' keeps none.")
+    patience: int = _f(0, "Stop the run after this many evaluations in a row without a better --keep_best score "
+                       "(0: train to the end of the schedule); the best checkpoint is kept for --checkpoint best.",
+                       valid="[0, inf)")
     # The chosen model's own options (Model.options), by name.
     extra: dict = field(default_factory=dict, metadata={"help": "", "choices": None})
 

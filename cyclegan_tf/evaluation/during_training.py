@@ -54,6 +54,7 @@ LABEL_METRICS = ("pixel_accuracy", "class_accuracy", "class_iou")
 PRDC_K = 5
 GALLERY = 8  # held-out images shown per direction
 BATCH = 8
+STOPPED_FILE = "stopped.json"  # in RUN/eval: why --patience ended the run, for the report
 
 
 def every(cfg: TrainConfig, steps_per_epoch: int) -> int:
@@ -88,6 +89,9 @@ def validate(cfg: TrainConfig, model_cls: type[Model]) -> None:
     given = [f"--{n}" for n in ("eval_X", "eval_Y", "eval_truth_X", "eval_truth_Y", "eval_labels_X", "eval_labels_Y")
              if getattr(cfg, n)]
     if not (cfg.eval_every or cfg.eval_every_epochs):
+        if cfg.patience:
+            raise UserError(f"--patience={cfg.patience} counts evaluations: give --eval_every N or "
+                            "--eval_every_epochs E (and held-out images)")
         if given:
             raise UserError(f"{given[0]} is only read with --eval_every N or --eval_every_epochs E")
         return
@@ -133,6 +137,12 @@ def validate(cfg: TrainConfig, model_cls: type[Model]) -> None:
                             f"or mae_{direction}{truth}, or none")
         if name in LABEL_METRICS and not getattr(cfg, f"eval_labels_{target}"):
             raise UserError(f"--keep_best={metric} needs label maps in {target} (--eval_labels_{target})")
+    if cfg.patience and not metric:
+        raise UserError(f"--patience={cfg.patience} waits for a better --keep_best score, and none is kept "
+                        f"(--keep_best={cfg.keep_best or 'none'}): choose a score")
+    if cfg.patience and cfg.strategy == "multi_worker":
+        raise UserError(f"--patience={cfg.patience}: the chief alone evaluates, and the workers would not stop "
+                        "with it; train multi-worker runs to the end of their schedule")
 
 
 def _has_truth(cfg: TrainConfig, model_cls: type[Model], direction: str) -> bool:
@@ -372,6 +382,7 @@ class Evaluator:
             inception.weights_path()  # a missing weights file stops the run now, not at its first evaluation
         sets = load_held_out(cfg, model_cls)
         judge = cls(cfg, model_cls, folder, sets, log)
+        (judge.dir / STOPPED_FILE).unlink(missing_ok=True)  # the run goes on: an earlier early stop is history
         for direction, note in judge.notes.items():
             print(f"note: {direction}: {note}", file=sys.stderr, flush=True)
         if not judge.metric and cfg.keep_best != "none":
@@ -386,6 +397,23 @@ class Evaluator:
 
     def evaluated(self, step: int) -> bool:
         return step in self.history
+
+    def without_gain(self) -> int:
+        """Evaluations since the best one (all of them where none was best yet): read from the history, so a
+        resumed run counts on."""
+        best = self.best["step"] if self.best else -1
+        return sum(1 for step in self.history if step > best)
+
+    def stalled(self) -> str | None:
+        """Why the run should stop early (--patience), or None; written to RUN/eval/stopped.json for the report."""
+        waited = self.without_gain()
+        if not self.cfg.patience or waited < self.cfg.patience:
+            return None
+        best = (f"the best, {self.metric} {self.best['value']:.4g}, was at step {self.best['step']} "
+                f"({self.best['checkpoint']})" if self.best else f"no {self.metric} was ever finite")
+        why = f"{waited} evaluations without a better {self.metric} (--patience {self.cfg.patience}); {best}"
+        atomic.write_text(self.dir / STOPPED_FILE, json.dumps({"step": max(self.history), "reason": why}) + "\n")
+        return why
 
     def translations(self, model: Model, held: HeldOut) -> np.ndarray:
         """Translations of `held.inputs` by the model's exported network of that direction: uint8 for 8-bit RGB,

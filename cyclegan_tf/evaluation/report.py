@@ -503,6 +503,9 @@ def _header(run: Path, flags: dict, events: Events, total: int | None, estimated
         facts.append(("speed", f"{fmt(speed[-1])} steps/s"))
     if events.last_wall_time:
         facts.append(("last written", datetime.fromtimestamp(events.last_wall_time).strftime("%Y-%m-%d %H:%M")))
+    stopped = _read_json(run / "eval" / "stopped.json")  # during_training.STOPPED_FILE, written by --patience
+    if stopped and stopped.get("reason"):
+        facts.append(("stopped early", f"at step {stopped.get('step', '?')}: {stopped['reason']}"))
     cells = "".join(f'<div class="fact"><span class="k">{_e(k)}</span><span class="v">{_e(v)}</span>'
                     f'{progress if k == "steps" else ""}</div>' for k, v in facts)
     command = f"tensorboard --logdir {shlex.quote(str(run.resolve()))}"

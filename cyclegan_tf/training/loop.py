@@ -261,7 +261,9 @@ def _report_end(status: int, model: Model, folder: Path, checkpointer: Checkpoin
         print(f"stopped by signal {status - 128} at step {checkpointer.saved_step}; checkpoint saved; resume with "
               f"python train.py --load_model {folder}", flush=True)
     else:
-        print(f"training finished: {checkpointer.saved_step} steps; checkpoint {checkpointer.latest}", flush=True)
+        early = model.cfg.patience and (folder / "eval" / during_training.STOPPED_FILE).is_file()
+        print(f"training {'stopped early' if early else 'finished'}: {checkpointer.saved_step} steps; checkpoint "
+              f"{checkpointer.latest}{'; export the best with --checkpoint best' if early else ''}", flush=True)
         if model.cfg.strategy == "multi_worker":  # lets a user (and the tests) check that the workers agree
             print(f"weights fingerprint {model.fingerprint():.9g}", flush=True)
 
@@ -285,7 +287,8 @@ def _run(model: Model, strategy: tf.distribute.Strategy, ds: tf.data.Dataset, ch
     try:
         if judge and step and evaluation_due(step) and not judge.evaluated(step):
             judge.run(model, step, reporter.writer)  # the run stopped between saving this checkpoint and scoring it
-        while step < model.total_steps and not stop.signum:
+        early = judge.stalled() if judge else None
+        while step < model.total_steps and not stop.signum and not early:
             x, y = next(batches)
             loss = train_step(x, y)
             step += 1
@@ -302,6 +305,9 @@ def _run(model: Model, strategy: tf.distribute.Strategy, ds: tf.data.Dataset, ch
                 checkpointer.save(step)
             if evaluating and judge:
                 judge.run(model, step, reporter.writer)
+                early = judge.stalled()
+        if early:
+            reporter.note(f"stopping early at step {step}: {early}")
         if step > checkpointer.saved_step:
             if not bool(loss["finite"]):
                 return 1

@@ -149,3 +149,34 @@ def test_keeping_a_best_checkpoint_replaces_only_the_previous_best(tmp_path: Pat
     assert not list(tmp_path.glob("best-9.*")) and (tmp_path / "best-5.index").exists() and mine.exists()
     with pytest.raises(UserError, match="--checkpoint=newest: give latest, best or a step number"):
         runs.choose_checkpoint(tmp_path, "newest")
+
+
+def test_patience_stops_a_stalled_run_and_keeps_its_best_checkpoint(tmp_path: Path, capsys) -> None:
+    data = texture_records(tmp_path / "data", 6)
+    held_x = tmp_path / "heldX"
+    synthetic.write_folder(synthetic.textures(4, 40, 5), held_x)
+    truth = tmp_path / "truthY"
+    truth.mkdir()
+    for i, f in enumerate(sorted(held_x.iterdir())):
+        Image.fromarray(synthetic.textures(1, 40, 20 + i)[0]).save(truth / f"{f.stem}.png")
+    run = tmp_path / "run"
+    # a learning rate of 1e-12 moves no 8-bit output: every evaluation after the first one equals it, no gain
+    cfg = TrainConfig(X=data["X"], Y=data["Y"], checkpoint_dir=str(run), max_steps=12, eval_every=2,
+                      eval_X=str(held_x), eval_Y=data["Y"], eval_truth_Y=str(truth), keep_best="mae_XtoY",
+                      patience=2, learning_rate=1e-12, **TINY)
+    assert train(cfg) == 0
+    out = capsys.readouterr().out
+    assert "stopping early at step 6: 2 evaluations without a better mae_XtoY (--patience 2)" in out
+    assert "training stopped early: 6 steps" in out and "--checkpoint best" in out
+    assert [json.loads(line)["step"] for line in (run / "eval" / "scores.jsonl").read_text().splitlines()] == [2, 4, 6]
+    assert max(runs.checkpoints(run)) == 6 and runs.restore_generators(run, which="best")[3] == 2
+    stopped = json.loads((run / "eval" / "stopped.json").read_text())
+    assert stopped["step"] == 6 and "best-2" in stopped["reason"]
+    from cyclegan_tf.evaluation import report
+
+    assert "stopped early" in report.write_report(run).read_text()
+    assert train(cfg) == 0  # the same command again: still stalled, nothing trained
+    assert max(runs.checkpoints(run)) == 6
+    with pytest.raises(UserError, match="--patience=2 counts evaluations: give --eval_every"):
+        train(dataclasses.replace(cfg, eval_every=0, eval_X="", eval_Y="", eval_truth_Y="",
+                                  checkpoint_dir=str(tmp_path / "other")))
