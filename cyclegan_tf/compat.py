@@ -20,6 +20,7 @@ TOOLS = {
     "cyclegan_tf.evaluate": "cyclegan_tf.evaluation.score",
     "cyclegan_tf.report": "cyclegan_tf.evaluation.report",
     "cyclegan_tf.web": "cyclegan_tf.deploy.web",
+    "cyclegan_tf.doctor": "cyclegan_tf.data.doctor",
 }
 
 MOVED = {  # deprecated; to be removed in the release after 0.2

@@ -14,7 +14,8 @@ PACKAGE = ROOT / "cyclegan_tf"
 LAYERS = [
     {"errors", "atomic", "options", "console", "compat", "training", "evaluation", "deploy"},
     {"config", "data", "data.imagefiles", "data.pixels", "data.synthetic"},
-    {"data.records", "data.pipeline", "data.convert", "data.shapescapes", "data.mni152", "networks", "networks.*",
+    {"data.records", "data.pipeline", "data.convert", "data.shapescapes", "data.mni152", "data.doctor", "networks",
+     "networks.*",
      "models.losses", "models.adversarial", "models.pool", "models.optim", "evaluation.inception",
      "evaluation.metrics"},
     {"models", "models.base", "models.cycle_gan", "models.pix2pix", "models.pix2pixhd", "models.cut"},

@@ -31,7 +31,8 @@ def _tools() -> dict[str, set[str]]:
         tools[cli] = _defined(ROOT / cli) | ABSL
     for name, module in (("cyclegan_tf.evaluate", "evaluation/score.py"), ("cyclegan_tf.web", "deploy/web.py"),
                          ("cyclegan_tf.report", "evaluation/report.py"), ("cyclegan_tf.demo", "demo.py"),
-                         ("cyclegan_tf.data.shapescapes", "data/shapescapes.py")):
+                         ("cyclegan_tf.data.shapescapes", "data/shapescapes.py"),
+                         ("cyclegan_tf.doctor", "data/doctor.py")):
         tools[name] = _defined(ROOT / "cyclegan_tf" / module)
     return tools
 
