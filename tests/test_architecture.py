@@ -17,7 +17,7 @@ LAYERS = [
     {"data.records", "data.pipeline", "data.convert", "data.shapescapes", "data.mni152", "data.doctor", "networks",
      "networks.*",
      "models.losses", "models.adversarial", "models.pool", "models.optim", "evaluation.inception",
-     "evaluation.metrics"},
+     "evaluation.metrics", "evaluation.health"},
     {"models", "models.base", "models.cycle_gan", "models.pix2pix", "models.pix2pixhd", "models.cut"},
     {"training.strategy", "training.runs", "evaluation.during_training"},
     {"training.loop"},

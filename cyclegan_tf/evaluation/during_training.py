@@ -22,6 +22,7 @@ the range is; the score is the mean over bands, the bands kept in scores.jsonl).
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import math
@@ -40,6 +41,7 @@ from cyclegan_tf.data import pipeline, pixels, records
 from cyclegan_tf.data.imagefiles import BadImage, encode_png, find_images, load_pixels
 from cyclegan_tf.data.pixels import RGB, Kind
 from cyclegan_tf.errors import UserError, one_line
+from cyclegan_tf.evaluation import health as run_health
 from cyclegan_tf.evaluation import metrics
 from cyclegan_tf.models.base import Model
 from cyclegan_tf.options import parse_palette
@@ -351,6 +353,7 @@ class Evaluation:
     scores: dict[str, float]
     galleries: dict[str, np.ndarray]
     bands: dict[str, dict[str, list[float]]]
+    health: dict[str, dict[str, float]] = dataclasses.field(default_factory=dict)  # direction → monitor → value
 
 
 class Evaluator:
@@ -371,6 +374,7 @@ class Evaluator:
         self._translate: dict[str, Callable] = {}
         self._real_features: dict[str, np.ndarray] = {}
         self._warned = False
+        self.health: run_health.Health | None = None  # the run's monitors (train.py's chief sets it)
 
     @classmethod
     def open(cls, cfg: TrainConfig, model_cls: type[Model], folder: Path, log: Callable[[str], None] = print
@@ -488,6 +492,8 @@ class Evaluator:
                     labels = metrics.label_scores(metrics.as_photos(fake), held.truth, held.palette)
                     result.scores |= {f"{k}_{d}": labels[k] for k in LABEL_METRICS}
             result.galleries[d] = gallery(held, fake, self.display_bands)
+            if all(k.dtype == "uint8" and k.channels in (1, 3) for k in (held.kind_in, held.kind_out)):
+                result.health[d] = run_health.evaluation_values(held.inputs, fake, held.real)
         return result
 
     def scores(self, model: Model) -> tuple[dict[str, float], dict[str, np.ndarray]]:
@@ -508,6 +514,9 @@ class Evaluator:
             tf.summary.scalar("eval/seconds", seconds)
             for d, grid in galleries.items():
                 tf.summary.image(f"eval/{d}", grid[None])
+            for d, values in result.health.items():
+                if self.health is not None:
+                    self.health.evaluation(step, d, values)
         for d, grid in galleries.items():
             folder = self.dir / f"step-{step}"
             folder.mkdir(parents=True, exist_ok=True)

@@ -514,6 +514,29 @@ def _header(run: Path, flags: dict, events: Events, total: int | None, estimated
             f"<div class=\"tb\">TensorBoard: <code>{_e(command)}</code></div></header>")
 
 
+def _health_panel(run: Path) -> str:
+    """The monitors' latest states (RUN/health.jsonl), what each firing one means and what to try."""
+    from cyclegan_tf.evaluation import health
+
+    latest = health.read(run)
+    if not latest:
+        return ""
+    rows = []
+    for key, row in sorted(latest.items(), key=lambda kv: (not kv[1].get("fired"), kv[0])):
+        monitor = health.MONITORS.get(str(row.get("monitor")))
+        if monitor is None:
+            continue
+        state = "<b>fired</b>" if row.get("fired") else "ok"
+        advice = f"{_e(monitor.means)}; try: {_e(monitor.fix)}" if row.get("fired") else ""
+        rows.append(f"<tr><td>{_e(key)}</td><td>{state}</td><td>{fmt(row.get('value'))}</td>"
+                    f"<td>{_e(row.get('step'))}</td><td>{advice}</td></tr>")
+    fired = sum(1 for r in latest.values() if r.get("fired"))
+    said = f"{fired} monitor(s) fired at their latest check" if fired else "no monitor fired at its latest check"
+    return (f"<h2>Health</h2><p>{said} (<code>health.jsonl</code>; README, \"Is my training "
+            f"working?\").</p><table><tr><th>monitor</th><th>state</th><th>value</th><th>step</th><th>what it means, "
+            f"what to try</th></tr>{''.join(rows)}</table>")
+
+
 def _score_table(scores: dict[int, dict], best: dict | None, bad_lines: int) -> str:
     if not scores and best is None:
         return f'<h2>Scores</h2><p class="note">{_e(EVAL_HINT[0].upper() + EVAL_HINT[1:])}.</p>'
@@ -761,7 +784,7 @@ def write_report(run: Path, out: Path | None = None) -> Path:
     atomic.remove_stale(out)
     assets = _Assets(out.with_name(f"{out.stem}_files"))
     body = (_header(run, flags, events, total, estimated) + _score_table(scores, best, bad_lines)
-            + _galleries(run, scores, best, events, assets) + _curves(events, scores, best, assets)
+            + _health_panel(run) + _galleries(run, scores, best, events, assets) + _curves(events, scores, best, assets)
             + _flags_table(flags))
     page = (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
             f'<meta name="viewport" content="width=device-width,initial-scale=1">'

@@ -22,7 +22,7 @@ from tqdm import tqdm
 from cyclegan_tf.config import TrainConfig
 from cyclegan_tf.data import pipeline, pixels, records
 from cyclegan_tf.errors import UserError
-from cyclegan_tf.evaluation import during_training
+from cyclegan_tf.evaluation import during_training, health
 from cyclegan_tf.models.base import Model
 from cyclegan_tf.models.optim import schedule_steps
 from cyclegan_tf.training import runs
@@ -70,6 +70,7 @@ class Reporter:
         self.bar = tqdm(total=model.total_steps, initial=step, unit="step", disable=not (chief and sys.stderr.isatty()),
                         dynamic_ncols=True)
         self.last_time, self.last_step = time.perf_counter(), step
+        self.health = health.Health(folder, self.note) if chief else None
 
     def losses(self, step: int, loss: dict) -> None:
         now = time.perf_counter()
@@ -82,6 +83,8 @@ class Reporter:
             tf.summary.scalar("learning_rate", float(self.model.lr(step)))
             tf.summary.scalar("perf/steps_per_sec", rate)
             tf.summary.scalar("perf/images_per_sec", rate * self.cfg.batch_size)
+            if self.health is not None:
+                self.health.losses(step, values)
         text = " ".join(f"{k} {v:.3f}" for k, v in values.items())
         if self.bar.disable and self.chief:
             print(f"step {step}/{self.model.total_steps}: {text}, {rate:.2f} steps/s", flush=True)
@@ -243,7 +246,7 @@ def _train(cfg: TrainConfig, folder: Path, model_cls: type[Model]) -> int:
         try:
             reporter = Reporter(model, folder, step, chief)
             if judge:
-                judge.log = reporter.note
+                judge.log, judge.health = reporter.note, reporter.health
             status = _run(model, strategy, dataset(step), checkpointer, reporter, step, every, judge)
         finally:
             if not chief and tf.io.gfile.exists(str(ckpt_dir)):

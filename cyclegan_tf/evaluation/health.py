@@ -1,0 +1,179 @@
+"""Whether a run is healthy, said while it trains: monitors of the ways GAN training is known to fail, computed
+from what the step and the evaluations already produce (no second pass over the data).
+
+From the losses logged every --log_every steps: the discriminator winning (its losses near 0 for a window of
+logs; junyanz #806: "if D's loss stays near 0 for a while, training has probably collapsed"). From each
+evaluation's translations of the held-out images (8-bit pictures): colour inversion (outputs anti-correlated
+with their inputs; junyanz FAQ, #91, #249), a generator that returns its input, collapse (outputs of different
+inputs nearly equal: their spread far below the real targets'), saturated outputs (most pixels at 0 or 255),
+and checkerboard artefacts (the outputs' spectrum at the highest frequency against the real images').
+
+Each is a TensorBoard scalar `health/<monitor>_<direction>`, a row of `RUN/health.jsonl`, and a log line when
+it crosses its threshold (again only when it clears); the run report shows the latest state with what to try.
+"""
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+FILE = "health.jsonl"
+
+
+@dataclass(frozen=True)
+class Monitor:
+    name: str
+    fires: Callable[[float], bool]
+    means: str
+    fix: str
+
+
+MONITORS = {m.name: m for m in (
+    Monitor("d_dominance", lambda v: v < 0.05, "the discriminators' losses stayed near 0: D wins, G learns nothing",
+            "lower D's learning rate (--lr_D or a smaller --learning_rate), add --pool_size, or more data"),
+    Monitor("inversion", lambda v: v < -0.5, "outputs are anti-correlated with their inputs: colours inverted",
+            "keep the identity loss (--lambda_identity 0.5) and train on; or restart with another --seed"),
+    Monitor("identity", lambda v: v < 0.1, "outputs barely differ from their inputs: G returns its input",
+            "train longer, lower --lambda_identity, or check that X and Y really differ"),
+    Monitor("collapse", lambda v: v < 0.2, "outputs of different inputs are nearly equal (mode collapse)",
+            "lower D's learning rate, check --init_gain, add data; restart from an earlier checkpoint"),
+    Monitor("saturation", lambda v: v > 0.5, "most output pixels are at 0 or 255: saturated or black outputs",
+            "lower --learning_rate; check the data's range (build_data.py) and --init_gain"),
+    Monitor("checkerboard", lambda v: v > 4.0, "the outputs' highest-frequency energy is far above the real "
+            "images': checkerboard artefacts", "--upsample resize (resize-convolution instead of transposed convs)"),
+)}
+
+
+def d_dominance(losses: dict[str, float]) -> float | None:
+    """The sum of the discriminators' losses (the names starting with D), None if the model logs none."""
+    d = [v for k, v in losses.items() if k.startswith("D")]
+    return float(sum(d)) if d else None
+
+
+def _grey(images: np.ndarray) -> np.ndarray:
+    x = images.astype(np.float64)
+    return x.mean(axis=-1) if x.ndim == 4 else x
+
+
+def inversion(inputs: np.ndarray, fake: np.ndarray) -> float:
+    """The mean over images of the correlation of input and output brightness (−1: inverted)."""
+    a, b = _grey(inputs), _grey(fake)
+    if a.shape != b.shape:
+        return 0.0
+    a = a.reshape(len(a), -1) - a.reshape(len(a), -1).mean(1, keepdims=True)
+    b = b.reshape(len(b), -1) - b.reshape(len(b), -1).mean(1, keepdims=True)
+    norm = np.sqrt((a * a).sum(1) * (b * b).sum(1))
+    return float(np.mean(np.where(norm > 0, (a * b).sum(1) / np.maximum(norm, 1e-12), 0.0)))
+
+
+def identity(inputs: np.ndarray, fake: np.ndarray, real: np.ndarray) -> float:
+    """How far outputs moved from their inputs, against how far the target domain's images lie from them."""
+    if inputs.shape[1:] != fake.shape[1:] or inputs.shape[1:] != real.shape[1:]:
+        return 1.0
+    n = min(len(inputs), len(real))
+    moved = np.abs(fake.astype(np.float64) - inputs).mean()
+    apart = np.abs(real[:n].astype(np.float64) - inputs[:n]).mean()
+    return float(moved / apart) if apart > 0 else 1.0
+
+
+def _spread(images: np.ndarray) -> float:
+    x = np.stack([np.asarray(Image.fromarray(g.astype(np.float32)).resize((32, 32), Image.Resampling.BOX)).ravel()
+                  for g in _grey(images)])
+    return float(np.mean([np.abs(x[i] - x[j]).mean() for i in range(len(x)) for j in range(i + 1, len(x))]))
+
+
+def collapse(fake: np.ndarray, real: np.ndarray) -> float:
+    """The outputs' mean pairwise difference against the real targets' (1: as diverse)."""
+    if len(fake) < 2 or len(real) < 2:
+        return 1.0
+    spread = _spread(real[:len(fake)])
+    return _spread(fake) / spread if spread > 0 else 1.0
+
+
+def saturation(fake: np.ndarray) -> float:
+    """The share of output values at the ends of the 8-bit range."""
+    return float(np.mean((fake <= 1) | (fake >= 254)))
+
+
+def _nyquist_share(images: np.ndarray) -> float:
+    g = _grey(images)
+    g = g - g.mean(axis=(1, 2), keepdims=True)
+    power = np.abs(np.fft.fft2(g)) ** 2
+    h, w = g.shape[1:]
+    top = power[:, h // 2, :].sum() + power[:, :, w // 2].sum()
+    return float(top / max(power.sum(), 1e-12))
+
+
+def checkerboard(fake: np.ndarray, real: np.ndarray) -> float:
+    """The outputs' share of spectral energy on the highest frequencies against the real images'."""
+    share = _nyquist_share(real)
+    return _nyquist_share(fake) / share if share > 0 else 1.0
+
+
+def evaluation_values(inputs: np.ndarray, fake: np.ndarray, real: np.ndarray) -> dict[str, float]:
+    """The evaluation-based monitors of one direction, on 8-bit pictures ([N, H, W, C] uint8)."""
+    return {"inversion": inversion(inputs, fake), "identity": identity(inputs, fake, real),
+            "collapse": collapse(fake, real), "saturation": saturation(fake), "checkerboard": checkerboard(fake, real)}
+
+
+class Health:
+    """The monitors' states for one run: scalars (in the caller's default summary writer), RUN/health.jsonl rows
+    and a log line on each change. (The functions above need no TensorFlow: the report reads this module.)"""
+
+    def __init__(self, folder: Path, log: Callable[[str], None] = print, window: int = 5) -> None:
+        self.path, self.log, self.window = folder / FILE, log, window
+        self.fired: dict[str, bool] = {}
+        self.low: list[float] = []
+
+    def losses(self, step: int, losses: dict[str, float]) -> None:
+        value = d_dominance(losses)
+        if value is None:
+            return
+        self.low = (self.low + [value])[-self.window:]
+        worst = max(self.low) if len(self.low) == self.window else float("inf")  # near 0 all the window long
+        import tensorflow as tf
+
+        tf.summary.scalar("health/d_dominance", value, step=step)
+        self._state(step, "d_dominance", "", worst, row=False)
+
+    def evaluation(self, step: int, direction: str, values: dict[str, float]) -> None:
+        import tensorflow as tf
+
+        for name, value in values.items():
+            tf.summary.scalar(f"health/{name}_{direction}", value, step=step)
+            self._state(step, name, direction, value)
+
+    def _state(self, step: int, name: str, direction: str, value: float, row: bool = True) -> None:
+        monitor, key = MONITORS[name], f"{name}_{direction}" if direction else name
+        fired = bool(np.isfinite(value) and monitor.fires(value))
+        changed = fired != self.fired.get(key, False)
+        self.fired[key] = fired
+        if changed:
+            where = f" ({direction})" if direction else ""
+            self.log(f"health: {name}{where} at step {step}: {monitor.means} ({value:.3g}); try: {monitor.fix}"
+                     if fired else f"health: {name}{where} cleared at step {step} ({value:.3g})")
+        if row or changed:
+            record = {"step": step, "monitor": name, "direction": direction or None,
+                      "value": round(value, 6) if np.isfinite(value) else None, "fired": fired}
+            with open(self.path, "a", encoding="utf-8") as f:  # one short line a write: a kill loses at most it
+                f.write(json.dumps(record) + "\n")
+
+
+def read(folder: Path) -> dict[str, dict]:
+    """The latest row of each monitor (and direction) in RUN/health.jsonl; unreadable lines are skipped."""
+    latest: dict[str, dict] = {}
+    try:
+        lines = (folder / FILE).read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return latest
+    for line in lines:
+        try:
+            row = json.loads(line)
+            latest[f"{row['monitor']}_{row['direction']}" if row.get("direction") else row["monitor"]] = row
+        except (ValueError, KeyError, TypeError):
+            continue
+    return latest
