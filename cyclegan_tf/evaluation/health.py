@@ -34,13 +34,13 @@ class Monitor:
 
 MONITORS = {m.name: m for m in (
     Monitor("d_dominance", lambda v: v < 0.05, "the discriminators' losses stayed near 0: D wins, G learns nothing",
-            "lower D's learning rate (--lr_D or a smaller --learning_rate), add --pool_size, or more data"),
+            "a lower --learning_rate, an image pool (--pool_size 50), more data"),
     Monitor("inversion", lambda v: v < -0.5, "outputs are anti-correlated with their inputs: colours inverted",
             "keep the identity loss (--lambda_identity 0.5) and train on; or restart with another --seed"),
     Monitor("identity", lambda v: v < 0.1, "outputs barely differ from their inputs: G returns its input",
             "train longer, lower --lambda_identity, or check that X and Y really differ"),
     Monitor("collapse", lambda v: v < 0.2, "outputs of different inputs are nearly equal (mode collapse)",
-            "lower D's learning rate, check --init_gain, add data; restart from an earlier checkpoint"),
+            "a lower --learning_rate, check --init_gain, more data; restart from an earlier checkpoint"),
     Monitor("saturation", lambda v: v > 0.5, "most output pixels are at 0 or 255: saturated or black outputs",
             "lower --learning_rate; check the data's range (build_data.py) and --init_gain"),
     Monitor("checkerboard", lambda v: v > 4.0, "the outputs' highest-frequency energy is far above the real "

@@ -48,7 +48,7 @@ def test_state_changes_are_one_line_each_and_rows_of_health_jsonl(tmp_path: Path
         h.losses(step, {"G": 1.0, "D_X": 0.001, "D_Y": 0.002})
     h.losses(6, {"G": 1.0, "D_X": 0.3, "D_Y": 0.2})
     assert len(lines) == 2 and lines[0].startswith("health: d_dominance at step 3: the discriminators' losses")
-    assert "try: lower D's learning rate" in lines[0] and lines[1].startswith("health: d_dominance cleared at step 6")
+    assert "try: a lower --learning_rate" in lines[0] and lines[1].startswith("health: d_dominance cleared at step 6")
     h.evaluation(10, "XtoY", {"inversion": -0.9, "collapse": 0.9})
     assert lines[-1].startswith("health: inversion (XtoY) at step 10")
     rows = [json.loads(line) for line in (tmp_path / "health.jsonl").read_text().splitlines()]
