@@ -26,24 +26,35 @@ FILE = "health.jsonl"
 
 @dataclass(frozen=True)
 class Monitor:
+    """Fires beyond `threshold` (below it where `below`), and clears only beyond `clear` the other way: a value
+    wandering about the threshold gives one line, not one an evaluation (docs/benchmarks.md)."""
+
     name: str
-    fires: Callable[[float], bool]
+    below: bool
+    threshold: float
+    clear: float
     means: str
     fix: str
 
+    def fires(self, value: float) -> bool:
+        return value < self.threshold if self.below else value > self.threshold
+
+    def clears(self, value: float) -> bool:
+        return value > self.clear if self.below else value < self.clear
+
 
 MONITORS = {m.name: m for m in (
-    Monitor("d_dominance", lambda v: v < 0.05, "the discriminators' losses stayed near 0: D wins, G learns nothing",
+    Monitor("d_dominance", True, 0.05, 0.1, "the discriminators' losses stayed near 0: D wins, G learns nothing",
             "a lower --learning_rate, an image pool (--pool_size 50), more data"),
-    Monitor("inversion", lambda v: v < -0.5, "outputs are anti-correlated with their inputs: colours inverted",
+    Monitor("inversion", True, -0.5, -0.3, "outputs are anti-correlated with their inputs: colours inverted",
             "keep the identity loss (--lambda_identity 0.5) and train on; or restart with another --seed"),
-    Monitor("identity", lambda v: v < 0.1, "outputs barely differ from their inputs: G returns its input",
+    Monitor("identity", True, 0.1, 0.2, "outputs barely differ from their inputs: G returns its input",
             "train longer, lower --lambda_identity, or check that X and Y really differ"),
-    Monitor("collapse", lambda v: v < 0.2, "outputs of different inputs are nearly equal (mode collapse)",
+    Monitor("collapse", True, 0.2, 0.3, "outputs of different inputs are nearly equal (mode collapse)",
             "a lower --learning_rate, check --init_gain, more data; restart from an earlier checkpoint"),
-    Monitor("saturation", lambda v: v > 0.5, "most output pixels are at 0 or 255: saturated or black outputs",
+    Monitor("saturation", False, 0.5, 0.3, "most output pixels are at 0 or 255: saturated or black outputs",
             "lower --learning_rate; check the data's range (build_data.py) and --init_gain"),
-    Monitor("checkerboard", lambda v: v > 4.0, "the outputs' highest-frequency energy is far above the real "
+    Monitor("checkerboard", False, 4.0, 2.5, "the outputs' highest-frequency energy is far above the real "
             "images': checkerboard artefacts", "--upsample resize (resize-convolution instead of transposed convs)"),
 )}
 
@@ -149,8 +160,9 @@ class Health:
 
     def _state(self, step: int, name: str, direction: str, value: float, row: bool = True) -> None:
         monitor, key = MONITORS[name], f"{name}_{direction}" if direction else name
-        fired = bool(np.isfinite(value) and monitor.fires(value))
-        changed = fired != self.fired.get(key, False)
+        was = self.fired.get(key, False)
+        fired = bool(np.isfinite(value) and (not monitor.clears(value) if was else monitor.fires(value)))
+        changed = fired != was
         self.fired[key] = fired
         if changed:
             where = f" ({direction})" if direction else ""

@@ -51,8 +51,11 @@ def test_state_changes_are_one_line_each_and_rows_of_health_jsonl(tmp_path: Path
     assert "try: a lower --learning_rate" in lines[0] and lines[1].startswith("health: d_dominance cleared at step 6")
     h.evaluation(10, "XtoY", {"inversion": -0.9, "collapse": 0.9})
     assert lines[-1].startswith("health: inversion (XtoY) at step 10")
+    h.evaluation(20, "XtoY", {"inversion": -0.45})  # back above the threshold, not above where it clears: no line
+    assert len(lines) == 3 and health.read(tmp_path)["inversion_XtoY"]["fired"]
     rows = [json.loads(line) for line in (tmp_path / "health.jsonl").read_text().splitlines()]
     assert [(r["monitor"], r["fired"]) for r in rows] == [("d_dominance", True), ("d_dominance", False),
-                                                          ("inversion", True), ("collapse", False)]
+                                                          ("inversion", True), ("collapse", False),
+                                                          ("inversion", True)]
     latest = health.read(tmp_path)
     assert latest["inversion_XtoY"]["fired"] and not latest["d_dominance"]["fired"]
