@@ -31,7 +31,7 @@ import numpy as np
 import tensorflow as tf
 
 from cyclegan_tf.data.pixels import RGB
-from cyclegan_tf.errors import UserError, disk_failure, one_line
+from cyclegan_tf.errors import UserError, one_line
 
 INPUT, OUTPUT = "input_image", "output_image"
 _SCOPE = "frozen"  # the imported nodes' name scope
@@ -224,29 +224,13 @@ def write(pb: str | os.PathLike, target: str | os.PathLike) -> Path:
     graph's constants inside) beside `target` under its temporary name and returns that folder; `commit` puts it
     in place. The `.pb` is checked first (one-line UserErrors naming it), and `target` must be absent, empty or
     a previous export (savedmodel.check_target); nothing under `target` is touched."""
-    from cyclegan_tf.atomic import temp_name
-    from cyclegan_tf.deploy.savedmodel import check_target, discard, tidy
+    from cyclegan_tf.deploy.savedmodel import check_target, prepare_target, save_beside
 
     target = Path(target)
     check_target(target)
     module = load(pb)
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise UserError(f"cannot create {target.parent}: {e.strerror}") from None
-    if not os.access(target.parent, os.W_OK):
-        raise UserError(f"cannot write to {target.parent}: permission denied")
-    tidy(target)
-    tmp = temp_name(target)
-    try:
-        tf.saved_model.save(module, str(tmp), signatures=module.signatures())
-    except BaseException as e:
-        discard(tmp)
-        failure = disk_failure(e, target)
-        if failure is not None:
-            raise failure from None
-        raise
-    return tmp
+    prepare_target(target)
+    return save_beside(module, target)
 
 
 def commit(tmp: Path, target: str | os.PathLike) -> Path:

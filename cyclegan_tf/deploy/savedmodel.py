@@ -266,6 +266,18 @@ def write(run: str | Path, direction: str, target: str | Path, image_size: int =
     multiple = model_cls.input_multiple(cfg)
     if image_size and image_size % multiple:
         raise UserError(f"--image_size={image_size}: {cfg.netG} needs a multiple of {multiple}")
+    prepare_target(target)
+    with networks.at_test_time(test_mode):  # read as the signatures are traced, within
+        module = Translator(model_cls.exported_network(cfg, nets, direction), multiple, image_size,
+                            cfg.as_flags() | {"test_mode": test_mode}, step,
+                            model_cls.exported_direction(cfg, direction), precision,
+                            resize="nearest" if model_cls.input_is_labels(cfg) else "bicubic", constant_weights=True,
+                            kinds=model_cls.exported_kinds(cfg, direction))
+        return save_beside(module, target)
+
+
+def prepare_target(target: Path) -> None:
+    """`target`'s folder made and writable, and what a killed export left beside it removed."""
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
     except OSError as e:
@@ -273,18 +285,12 @@ def write(run: str | Path, direction: str, target: str | Path, image_size: int =
     if not os.access(target.parent, os.W_OK):
         raise UserError(f"cannot write to {target.parent}: permission denied")
     tidy(target)
-    with networks.at_test_time(test_mode):  # read as the signatures are traced, within
-        module = Translator(model_cls.exported_network(cfg, nets, direction), multiple, image_size,
-                            cfg.as_flags() | {"test_mode": test_mode}, step,
-                            model_cls.exported_direction(cfg, direction), precision,
-                            resize="nearest" if model_cls.input_is_labels(cfg) else "bicubic", constant_weights=True,
-                            kinds=model_cls.exported_kinds(cfg, direction))
-        tmp = temp_name(target)
-        _save(module, tmp, target)
-    return tmp
 
 
-def _save(module: Translator, tmp: Path, target: Path) -> None:
+def save_beside(module: tf.Module, target: Path) -> Path:
+    """Saves `module` (with its `signatures()`) under `target`'s temporary name and returns that folder; a
+    failure leaves nothing there (a full disk is one line)."""
+    tmp = temp_name(target)
     try:
         tf.saved_model.save(module, str(tmp), signatures=module.signatures())
     except BaseException as e:
@@ -293,6 +299,7 @@ def _save(module: Translator, tmp: Path, target: Path) -> None:
         if failure is not None:
             raise failure from None
         raise
+    return tmp
 
 
 def commit(tmp: Path, target: Path) -> Path:

@@ -22,15 +22,21 @@ TINY = dict(image_size=32, load_size=36, netG="resnet_6blocks", ngf=4, ndf=4, po
             summary_every=100, save_every=100)
 
 
-def test_periodic_evaluation_logs_scores_and_keeps_the_best_checkpoint(tmp_path: Path, capsys) -> None:
+def _held_out(tmp_path: Path, n: int) -> tuple[dict, Path, Path]:
+    """Training records, n held-out X images and truth for G(held-out X), named as them (any Y-domain
+    pictures will do here)."""
     data = texture_records(tmp_path / "data", 6)
     held_x = tmp_path / "heldX"
-    synthetic.write_folder(synthetic.textures(6, 40, 5), held_x)
-    # Truth for G(held-out X), named as the held-out X images (any Y-domain pictures will do here).
+    synthetic.write_folder(synthetic.textures(n, 40, 5), held_x)
     truth = tmp_path / "truthY"
     truth.mkdir()
     for i, f in enumerate(sorted(held_x.iterdir())):
         Image.fromarray(synthetic.textures(1, 40, 20 + i)[0]).save(truth / f"{f.stem}.png")
+    return data, held_x, truth
+
+
+def test_periodic_evaluation_logs_scores_and_keeps_the_best_checkpoint(tmp_path: Path, capsys) -> None:
+    data, held_x, truth = _held_out(tmp_path, 6)
     run = tmp_path / "run"
     # F's held-out translations scored as label maps against themselves: the FCN protocol's path
     palette = "0,0,0;255,255,255;255,0,0"
@@ -152,13 +158,7 @@ def test_keeping_a_best_checkpoint_replaces_only_the_previous_best(tmp_path: Pat
 
 
 def test_patience_stops_a_stalled_run_and_keeps_its_best_checkpoint(tmp_path: Path, capsys) -> None:
-    data = texture_records(tmp_path / "data", 6)
-    held_x = tmp_path / "heldX"
-    synthetic.write_folder(synthetic.textures(4, 40, 5), held_x)
-    truth = tmp_path / "truthY"
-    truth.mkdir()
-    for i, f in enumerate(sorted(held_x.iterdir())):
-        Image.fromarray(synthetic.textures(1, 40, 20 + i)[0]).save(truth / f"{f.stem}.png")
+    data, held_x, truth = _held_out(tmp_path, 4)
     run = tmp_path / "run"
     # a learning rate of 1e-12 moves no 8-bit output: every evaluation after the first one equals it, no gain
     cfg = TrainConfig(X=data["X"], Y=data["Y"], checkpoint_dir=str(run), max_steps=12, eval_every=2,
