@@ -86,6 +86,8 @@ class TrainConfig:
     pool_size: int = _f(50, "Past fakes kept per domain for the discriminators; 0 disables the pool.", valid="[0, inf)")
     # Optimisation
     learning_rate: float = _f(2e-4, "Adam learning rate.", valid="(0, inf)")
+    D_learning_rate: float = _f(0.0, "The discriminators' Adam learning rate (0: --learning_rate); below it slows a "
+                                "D that wins (two time-scales, Heusel et al. 2017).", valid="[0, inf)")
     beta1: float = _f(0.5, "Adam beta1.", valid="[0, 1)")
     beta2: float = _f(0.999, "Adam beta2.", valid="[0, 1)")
     adam_eps: float = _f(1e-8, "Adam epsilon, added after bias correction as in PyTorch's Adam (the official code).",

@@ -19,6 +19,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import tensorflow as tf
 
 from cyclegan_tf.atomic import remove_stale, temp_name, uninterrupted
@@ -254,6 +255,35 @@ def count_records(files: list[str]) -> int:
         return int(ds.reduce(tf.constant(0, tf.int64), tf.autograph.experimental.do_not_convert(lambda n, _: n + 1)))
     except tf.errors.OpError as e:
         raise UserError(f"{files[0]}: corrupt TFRecord data ({one_line(e.message)})") from None
+
+
+@dataclass(frozen=True)
+class Survey:
+    """What the records' own keys say about a domain's images, without decoding one: for the data doctor's
+    short form at the start of train.py."""
+
+    count: int
+    short_sides: np.ndarray  # [count] the smaller of each image's height and width
+    sha256: np.ndarray  # [count] each encoded image's hash (bytes)
+
+
+def survey(files: list[str], prefix: str = PREFIX_A) -> Survey:
+    """Counts the records of `files` and reads each image's size and hash under `prefix` (one pass, as
+    count_records); records written before a key existed give 0 and b""."""
+    spec = {prefix + "height": tf.io.FixedLenFeature([], tf.int64, 0),
+            prefix + "width": tf.io.FixedLenFeature([], tf.int64, 0),
+            prefix + "sha256": tf.io.FixedLenFeature([], tf.string, b"")}
+    ds = tf.data.TFRecordDataset(files, num_parallel_reads=min(len(files), 8)).batch(4096)
+    ds = ds.map(lambda raw: tf.io.parse_example(raw, spec))
+    sides, hashes = [], []
+    try:
+        for batch in ds.as_numpy_iterator():
+            sides.append(np.minimum(batch[prefix + "height"], batch[prefix + "width"]))
+            hashes.append(batch[prefix + "sha256"])
+    except tf.errors.OpError as e:
+        raise UserError(f"{files[0]}: corrupt TFRecord data ({one_line(e.message)})") from None
+    sides_all = np.concatenate(sides) if sides else np.zeros([0], np.int64)
+    return Survey(len(sides_all), sides_all, np.concatenate(hashes) if hashes else np.zeros([0], object))
 
 
 def _kind_of(example: tf.train.Example, prefix: str, path: str) -> Kind:

@@ -525,6 +525,12 @@ class Evaluator:
         self.history[step] = self._record(step, seconds, result)
         write_history(self.dir, self.history)
         kept = self._keep_best(step, scores)
+        if self.health is not None and self.metric:
+            series = [self.history[s]["scores"].get(self.metric) for s in sorted(self.history)]
+            lower = self.metric.rpartition("_")[0] in LOWER_IS_BETTER
+            with writer.as_default(step=step):
+                self.health.score(step, self.without_gain(), run_health.diverging(
+                    [math.nan if v is None else v for v in series], lower))
         text = ", ".join(f"{k} {v:.4g}" for k, v in scores.items())
         self.log(f"eval at step {step} ({seconds:.1f} s): {text}{kept}")
         return scores

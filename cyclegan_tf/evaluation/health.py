@@ -1,12 +1,14 @@
 """Whether a run is healthy, said while it trains: monitors of the ways GAN training is known to fail, computed
 from what the step and the evaluations already produce (no second pass over the data).
 
-From the losses logged every --log_every steps: the discriminator winning (its losses near 0 for a window of
+From the losses logged every --log_every steps: a discriminator winning (its loss near 0 for a window of
 logs; junyanz #806: "if D's loss stays near 0 for a while, training has probably collapsed"). From each
 evaluation's translations of the held-out images (8-bit pictures): colour inversion (outputs anti-correlated
 with their inputs; junyanz FAQ, #91, #249), a generator that returns its input, collapse (outputs of different
 inputs nearly equal: their spread far below the real targets'), saturated outputs (most pixels at 0 or 255),
-and checkerboard artefacts (the outputs' spectrum at the highest frequency against the real images').
+and checkerboard artefacts (the outputs' spectrum at the highest frequency against the real images'). From the
+kept held-out score (--keep_best): a run that has stalled (evaluations since its best) or is diverging (the
+share of its gain it has lost since).
 
 Each is a TensorBoard scalar `health/<monitor>_<direction>`, a row of `RUN/health.jsonl`, and a log line when
 it crosses its threshold (again only when it clears); the run report shows the latest state with what to try.
@@ -44,8 +46,9 @@ class Monitor:
 
 
 MONITORS = {m.name: m for m in (
-    Monitor("d_dominance", True, 0.05, 0.1, "the discriminators' losses stayed near 0: D wins, G learns nothing",
-            "a lower --learning_rate, an image pool (--pool_size 50), more data"),
+    Monitor("d_dominance", True, 0.05, 0.1, "a discriminator's loss stayed near 0: it wins every time, so the "
+            "adversarial loss teaches its generator little",
+            "a lower --D_learning_rate (e.g. a quarter of --learning_rate), an image pool (--pool_size 50), more data"),
     Monitor("inversion", True, -0.5, -0.3, "outputs are anti-correlated with their inputs: colours inverted",
             "keep the identity loss (--lambda_identity 0.5) and train on; or restart with another --seed"),
     Monitor("identity", True, 0.1, 0.2, "outputs barely differ from their inputs: G returns its input",
@@ -56,13 +59,36 @@ MONITORS = {m.name: m for m in (
             "lower --learning_rate; check the data's range (build_data.py) and --init_gain"),
     Monitor("checkerboard", False, 4.0, 2.5, "the outputs' highest-frequency energy is far above the real "
             "images': checkerboard artefacts", "--upsample resize (resize-convolution instead of transposed convs)"),
+    Monitor("stalled", False, 4.5, 0.5, "the kept held-out score has not improved for this many evaluations",
+            "the best checkpoint is kept: stop here (--patience K stops by itself), or lower --learning_rate"),
+    Monitor("diverging", False, 0.5, 0.25, "the held-out score lost this share of what the run had gained "
+            "(0: at its best, 1: back to its first evaluation)", "export the best checkpoint (--checkpoint best); "
+            "restart from it with a lower --learning_rate or --D_learning_rate"),
 )}
 
 
-def d_dominance(losses: dict[str, float]) -> float | None:
-    """The sum of the discriminators' losses (the names starting with D), None if the model logs none."""
-    d = [v for k, v in losses.items() if k.startswith("D")]
-    return float(sum(d)) if d else None
+MIN_GAIN = 0.1  # diverging needs the best score to have moved this share of the first one (docs/benchmarks.md)
+
+
+def diverging(values: list[float], lower_is_better: bool) -> float:
+    """How much of its gain over the first evaluation the latest score lost: (latest − best) / (first − best),
+    worse positive; 0 while the run has gained less than MIN_GAIN of its first score (stalled says that)."""
+    finite = [v for v in values if np.isfinite(v)]
+    if len(finite) < 2 or not np.isfinite(values[-1]):
+        return float("inf") if finite and not np.isfinite(values[-1]) else 0.0
+    best = min(finite) if lower_is_better else max(finite)
+    gained = abs(finite[0] - best)
+    if gained <= MIN_GAIN * abs(finite[0]):  # a gain within the score's noise: losing it says nothing
+        return 0.0
+    return float(abs(values[-1] - best) / gained)
+
+
+def d_dominance(losses: dict[str, float], groups: tuple[tuple[str, ...], ...] = ()) -> float | None:
+    """The smallest discriminator loss: each group of loss names summed (one discriminator's), or without
+    groups all the names starting with D; None if the model logs none."""
+    groups = groups or (tuple(k for k in losses if k.startswith("D")),)
+    sums = [sum(losses[k] for k in g) for g in groups if g and all(k in losses for k in g)]
+    return float(min(sums)) if sums else None
 
 
 def _grey(images: np.ndarray) -> np.ndarray:
@@ -139,13 +165,14 @@ class Health:
     """The monitors' states for one run: scalars (in the caller's default summary writer), RUN/health.jsonl rows
     and a log line on each change. (The functions above need no TensorFlow: the report reads this module.)"""
 
-    def __init__(self, folder: Path, log: Callable[[str], None] = print, window: int = 5) -> None:
-        self.path, self.log, self.window = folder / FILE, log, window
+    def __init__(self, folder: Path, log: Callable[[str], None] = print, window: int = 5,
+                 discriminators: tuple[tuple[str, ...], ...] = ()) -> None:
+        self.path, self.log, self.window, self.discriminators = folder / FILE, log, window, discriminators
         self.fired: dict[str, bool] = {}
         self.low: list[float] = []
 
     def losses(self, step: int, losses: dict[str, float]) -> None:
-        value = d_dominance(losses)
+        value = d_dominance(losses, self.discriminators)
         if value is None:
             return
         self.low = (self.low + [value])[-self.window:]
@@ -162,10 +189,18 @@ class Health:
             tf.summary.scalar(f"health/{name}_{direction}", value, step=step)
             self._state(step, name, direction, value)
 
+    def score(self, step: int, without_gain: int, diverged: float) -> None:
+        """The held-out score's monitors: evaluations since its best, and the share of its gain lost."""
+        import tensorflow as tf
+
+        for name, value in (("stalled", float(without_gain)), ("diverging", diverged)):
+            tf.summary.scalar(f"health/{name}", value, step=step)
+            self._state(step, name, "", value)
+
     def _state(self, step: int, name: str, direction: str, value: float, row: bool = True) -> None:
         monitor, key = MONITORS[name], f"{name}_{direction}" if direction else name
         was = self.fired.get(key, False)
-        fired = bool(np.isfinite(value) and (not monitor.clears(value) if was else monitor.fires(value)))
+        fired = bool(not np.isnan(value) and (not monitor.clears(value) if was else monitor.fires(value)))
         changed = fired != was
         self.fired[key] = fired
         if changed:

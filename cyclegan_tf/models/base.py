@@ -9,6 +9,8 @@ A model is a tf.Module holding everything its checkpoint needs. A subclass decla
   optimizers  optimiser name → the networks it updates, in order (the order is the checkpoint's)
   exports     direction (XtoY, YtoX) → the generator export_graph.py writes for it
   loss_names  the losses its step returns, logged as loss/NAME
+  discriminator_losses  which of those make up each discriminator's loss, for the health monitor of a D that
+              wins; empty: every name starting with D is one discriminator's
   resize_when_decaying  the decay epochs train on images resized to the crop size, without the random
               crop's zoom (CUT's official `is_finetuning`); False: one preprocessing throughout
   demo_flags  train.py flags the offline demo adds (e.g. leaving out a loss whose weights must be fetched)
@@ -50,6 +52,9 @@ class Model(tf.Module):
     # becomes a run of this model: it must export them as its one generator G.
     official_generators: ClassVar[tuple[str, ...]] = ()
     loss_names: ClassVar[tuple[str, ...]] = ()
+    # The losses of each discriminator, summed, for the health monitor of a D that wins (evaluation/health.py);
+    # empty: every loss named D… is one discriminator's.
+    discriminator_losses: ClassVar[tuple[tuple[str, ...], ...]] = ()
     resize_when_decaying: ClassVar[bool] = False
     demo_flags: ClassVar[tuple[str, ...]] = ()
 
@@ -166,6 +171,7 @@ class Model(tf.Module):
         constant, decay = schedule_steps(cfg, steps_per_epoch)
         self.total_steps = constant + decay
         self.lr = LinearDecay(cfg.learning_rate, constant, decay)
+        self.lr_D = LinearDecay(cfg.D_learning_rate, constant, decay) if cfg.D_learning_rate else self.lr
         self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
         with networks.precision(cfg.precision):
             self.nets = {k: build() for k, build in self.define_networks(cfg).items()}
@@ -202,8 +208,9 @@ class Model(tf.Module):
                                    dropout=networks.seed_states(*generators))
 
     def learning_rate(self, optimizer: str) -> LinearDecay | Callable[[], tf.Tensor]:
-        """The schedule of an optimiser, read at its own update count (every optimiser updates once a step)."""
-        return self.lr
+        """The schedule of an optimiser, read at its own update count (every optimiser updates once a step);
+        the discriminators' (opt_D) starts from --D_learning_rate where given."""
+        return self.lr_D if optimizer == "opt_D" else self.lr
 
     def compiled(self, fn: Callable) -> Callable:
         """`fn` compiled with XLA under --jit_compile; otherwise `fn` itself, traced into the step (a nested

@@ -23,6 +23,7 @@ class CycleGAN(Model):
     optimizers = {"opt_G": ("G", "F"), "opt_D": ("D_X", "D_Y")}
     exports = {"XtoY": "G", "YtoX": "F"}
     loss_names = ("G", "F", "cycle", "identity", "feat", "D_X", "D_Y")
+    discriminator_losses = (("D_X",), ("D_Y",))  # D_X can win while D_Y does not: F then learns nothing
 
     @classmethod
     def identity_loss(cls, cfg: TrainConfig) -> str:

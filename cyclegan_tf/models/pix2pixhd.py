@@ -120,7 +120,7 @@ class Pix2PixHD(Pix2Pix):
     def learning_rate(self, optimizer: str):
         if optimizer == "opt_G" and self._holds_global():  # G's Adam restarts its count at the switch
             return lambda: self.lr(self.step)
-        return self.lr
+        return super().learning_rate(optimizer)
 
     def begin_step(self, step: tf.Tensor) -> None:
         if self.fix_steps:

@@ -20,7 +20,7 @@ from tensorflow.python.framework import config as tf_config  # its determinism s
 from tqdm import tqdm
 
 from cyclegan_tf.config import TrainConfig
-from cyclegan_tf.data import pipeline, pixels, records
+from cyclegan_tf.data import doctor, pipeline, pixels, records
 from cyclegan_tf.errors import UserError
 from cyclegan_tf.evaluation import during_training, health
 from cyclegan_tf.models.base import Model
@@ -70,7 +70,7 @@ class Reporter:
         self.bar = tqdm(total=model.total_steps, initial=step, unit="step", disable=not (chief and sys.stderr.isatty()),
                         dynamic_ncols=True)
         self.last_time, self.last_step = time.perf_counter(), step
-        self.health = health.Health(folder, self.note) if chief else None
+        self.health = health.Health(folder, self.note, discriminators=model.discriminator_losses) if chief else None
 
     def losses(self, step: int, loss: dict) -> None:
         now = time.perf_counter()
@@ -143,6 +143,13 @@ def with_pixels(cfg: TrainConfig, model_cls: type[Model]) -> TrainConfig:
     return cfg
 
 
+def _data_notes(domains: dict, cfg: TrainConfig, across: bool) -> None:
+    """The data doctor's short form (records' sizes and hashes): notes on stderr, never a stop."""
+    crop = 0 if cfg.preprocess == "none" else cfg.image_size  # without a crop no image is upscaled to one
+    for line in doctor.short_form(domains, crop, across):
+        print(line, file=sys.stderr, flush=True)
+
+
 def open_data(cfg: TrainConfig, model_cls: type[Model]) -> tuple[Callable[[int], tf.data.Dataset], int, str]:
     """A function giving the input stream from a step on, the steps per epoch and a description, as the
     model declares its data: paired or not, the multiple image sides must have, label-map inputs, and with
@@ -153,8 +160,10 @@ def open_data(cfg: TrainConfig, model_cls: type[Model]) -> tuple[Callable[[int],
     ab = kinds[::-1] if cfg.direction == "BtoA" else kinds  # the records' order: A, B
     x_files = records.resolve_files(cfg.X)
     records.check_schema(x_files, paired)
-    x_count = records.count_records(x_files)
+    x_survey = records.survey(x_files)
+    x_count = x_survey.count
     if paired:
+        _data_notes({"A": (cfg.X, x_survey), "B": (cfg.X, records.survey(x_files, records.PREFIX_B))}, cfg, False)
         def stream(start_step: int, pre: pipeline.Preprocess) -> tf.data.Dataset:
             return pipeline.paired_dataset(x_files, x_count, batch_size=cfg.batch_size, cfg=pre, seed=cfg.seed,
                                            start_step=start_step, swap=cfg.direction == "BtoA", kinds=ab)
@@ -163,7 +172,9 @@ def open_data(cfg: TrainConfig, model_cls: type[Model]) -> tuple[Callable[[int],
     else:
         y_files = records.resolve_files(cfg.Y)
         records.check_schema(y_files)
-        y_count = records.count_records(y_files)
+        y_survey = records.survey(y_files)
+        y_count = y_survey.count
+        _data_notes({"X": (cfg.X, x_survey), "Y": (cfg.Y, y_survey)}, cfg, True)
 
         def stream(start_step: int, pre: pipeline.Preprocess) -> tf.data.Dataset:
             return pipeline.unpaired_dataset(x_files, x_count, y_files, y_count, batch_size=cfg.batch_size, cfg=pre,

@@ -10,7 +10,7 @@ import numpy as np
 from conftest import ROOT
 from PIL import Image
 
-from cyclegan_tf.data import convert, doctor, synthetic
+from cyclegan_tf.data import convert, doctor, shapescapes, synthetic
 
 
 def _domain(folder: Path, seed: int, n: int = 24) -> list[Path]:
@@ -88,3 +88,73 @@ def test_bad_arguments_are_one_line(tmp_path: Path) -> None:
     r = _run(str(tmp_path / "nowhere"))
     assert r.returncode == 2 and r.stderr.strip() == f"error: {tmp_path / 'nowhere'}: no such folder or TFRecord file"
     assert doctor.duplicates(doctor.Domain("X", "x", [], []), None, 4) == []
+
+
+def _planted_pairs(tmp_path: Path) -> tuple[Path, Path]:
+    """ShapeScapes label maps (A) and photos (B) matched by name, with a pair whose photo is shifted by 6 px and
+    one whose photo belongs to another layout."""
+    shapescapes.generate(tmp_path / "pairs", 64, train=12, test=1, seed=0, paired=True)
+    a, b = tmp_path / "pairs" / "trainA", tmp_path / "pairs" / "trainB"
+    photo = np.asarray(Image.open(b / "00003.png"))
+    Image.fromarray(np.roll(photo, 6, axis=1)).save(b / "00003.png")  # moved right: B must move by −6 to fit
+    (b / "00007.png").write_bytes((b / "00002.png").read_bytes())  # another scene's photo
+    return a, b
+
+
+def test_paired_finds_shifted_and_wrong_pairs_in_folders_side_by_side_and_records(tmp_path: Path) -> None:
+    a, b = _planted_pairs(tmp_path)
+    side = tmp_path / "AB"
+    side.mkdir()
+    for f in sorted(a.iterdir()):
+        both = np.concatenate([np.asarray(Image.open(f).convert("RGB")), np.asarray(Image.open(b / f.name))], 1)
+        Image.fromarray(both).save(side / f.name)
+    records = tmp_path / "pairs.tfrecords"
+    convert.build_paired(str(a), str(b), str(records))
+    for args in ([str(a), str(b)], [str(side)], [str(records)]):
+        r = _run("--paired", *args)
+        assert r.returncode == 0, r.stderr
+        found = r.stdout.splitlines()[1:-1]
+        assert r.stdout.splitlines()[-1] == "2 finding(s)", r.stdout
+        shifted = next(line for line in found if "00003" in line.split(": ")[0])
+        assert "lines up with A only when moved by about -6, +0 px" in shifted, r.stdout
+        wrong = next(line for line in found if "00007" in line.split(": ")[0])
+        assert "the halves do not look like one scene" in wrong, r.stdout
+
+
+def test_paired_clean_pairs_give_no_findings_and_bad_use_is_one_line(tmp_path: Path) -> None:
+    shapescapes.generate(tmp_path / "pairs", 64, train=12, test=1, seed=1, paired=True)
+    a, b = tmp_path / "pairs" / "trainA", tmp_path / "pairs" / "trainB"
+    r = _run("--paired", str(a), str(b))
+    assert r.returncode == 0 and r.stdout.splitlines()[-1] == "0 finding(s)", r.stdout
+    unpaired = tmp_path / "X.tfrecords"
+    convert.build_folder("X", str(a), str(unpaired))
+    r = _run("--paired", str(unpaired))
+    assert r.returncode == 2 and r.stderr.strip() == f"error: {unpaired}: records of one domain, not pairs (build " \
+                                                      "them with build_data.py --paired, or drop --paired)"
+    r = _run("--paired", str(a), str(b), "--fix_out", str(tmp_path / "out"))
+    assert r.returncode == 2 and "--fix_out cleans two domains" in r.stderr
+
+
+def test_short_form_reads_sizes_and_hashes_from_the_records(tmp_path: Path) -> None:
+    """train.py's start: images under the crop and the same image in both domains, from the records' keys."""
+    from cyclegan_tf.data import records
+
+    x, y = tmp_path / "X", tmp_path / "Y"
+    xs = _domain(x, 0, n=6)
+    _domain(y, 1, n=6)
+    Image.fromarray(synthetic.scenes(1, 64, 7)[1][0][:40, :40]).save(x / "small.png")
+    (x / "again.png").write_bytes(xs[0].read_bytes())
+    (y / "from_x.png").write_bytes(xs[1].read_bytes())
+    for d in (x, y):
+        convert.build_folder(d.name, str(d), str(tmp_path / f"{d.name}.tfrecords"))
+    surveys = {d: (str(tmp_path / f"{d}.tfrecords"), records.survey([str(tmp_path / f"{d}.tfrecords")]))
+               for d in "XY"}
+    assert surveys["X"][1].count == 7 and sorted(surveys["X"][1].short_sides)[:2] == [40, 64]  # the copy: once
+    lines = doctor.short_form(surveys, 48, across=True)
+    assert lines == [f"note: data: 1 of the 7 images of X ({tmp_path / 'X.tfrecords'}) are smaller than the 48 px "
+                     "crop: upscaled, blurry",
+                     "note: data: 1 images are in both X and Y (the same bytes): they teach the translation nothing",
+                     f"note: data: python -m cyclegan_tf.doctor {tmp_path / 'X.tfrecords'} {tmp_path / 'Y.tfrecords'}"
+                     " --image_size 48 names them and looks for more (grey, alpha, near-duplicates)"]
+    assert doctor.short_form(surveys, 48, across=False)[-1].endswith("checks that each pair's halves line up")
+    assert doctor.short_form(surveys, 32, across=False) == []

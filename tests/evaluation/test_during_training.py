@@ -178,8 +178,9 @@ def test_patience_stops_a_stalled_run_and_keeps_its_best_checkpoint(tmp_path: Pa
     assert "stopped early" in page and "<h2>Health</h2>" in page
     # the monitors ran at each evaluation and on the logged losses: rows, scalars
     monitors = {json.loads(line)["monitor"] for line in (run / "health.jsonl").read_text().splitlines()}
-    assert {"inversion", "identity", "collapse", "saturation", "checkerboard"} <= monitors
-    assert event_tags(run).get("health/collapse_XtoY") == 3 and "health/d_dominance" in event_tags(run)
+    assert {"inversion", "identity", "collapse", "saturation", "checkerboard", "stalled", "diverging"} <= monitors
+    tags = event_tags(run)
+    assert tags.get("health/collapse_XtoY") == 3 and tags.get("health/stalled") == 3 and "health/d_dominance" in tags
     assert train(cfg) == 0  # the same command again: still stalled, nothing trained
     assert max(runs.checkpoints(run)) == 6
     with pytest.raises(UserError, match="--patience=2 counts evaluations: give --eval_every"):

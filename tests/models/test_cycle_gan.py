@@ -86,6 +86,15 @@ def test_linear_decay_schedule() -> None:
     assert schedule_steps(TrainConfig(epochs=100, epochs_decay=100, max_steps=50), 1000) == (25, 25)
 
 
+def test_discriminators_learn_at_their_own_rate() -> None:
+    """--D_learning_rate sets opt_D's schedule alone (two time-scales); G's stays --learning_rate's."""
+    cfg = TrainConfig(**SMALL, learning_rate=2e-4, D_learning_rate=5e-5, max_steps=4).resolved()
+    model = CycleGAN(cfg, steps_per_epoch=10, global_batch=1)
+    assert float(model.opt_D.learning_rate) == pytest.approx(5e-5) and float(model.opt_G.learning_rate) == \
+        pytest.approx(2e-4)  # what each Adam reads at its update count 0
+    np.testing.assert_allclose([float(model.learning_rate("opt_D")(s)) for s in (0, 2, 3)], [5e-5, 5e-5, 2.5e-5])
+
+
 def test_resolved_defaults_follow_the_paper() -> None:
     assert TrainConfig(image_size=256).resolved().netG == "resnet_9blocks"
     assert TrainConfig(image_size=128).resolved().netG == "resnet_6blocks"

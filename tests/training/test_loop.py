@@ -1,4 +1,5 @@
 """The training loop in-process: run folder, TensorBoard, resume, faults, one-line errors."""
+import dataclasses
 import json
 from pathlib import Path
 
@@ -97,8 +98,9 @@ def test_wrong_schema(records: dict, tmp_path: Path) -> None:
         train(config(records, tmp_path / "run", max_steps=1, Y=str(path)))
 
 
-def test_images_of_varying_size_train_without_a_crop(tmp_path: Path) -> None:
-    """--preprocess none keeps each image's size (rounded to 4): the step takes any size."""
+def test_images_of_varying_size_train_without_a_crop(tmp_path: Path, capsys) -> None:
+    """--preprocess none keeps each image's size (rounded to 4): the step takes any size. With a crop, the
+    doctor's short form notes the images smaller than it."""
     from PIL import Image
 
     for d, sizes in (("X", ((40, 40), (48, 32), (32, 44))), ("Y", ((36, 52), (40, 40)))):
@@ -111,6 +113,14 @@ def test_images_of_varying_size_train_without_a_crop(tmp_path: Path) -> None:
                       checkpoint_dir=str(tmp_path / "run"), **{**TINY, "pool_size": 0}, preprocess="none", max_steps=5)
     assert train(cfg) == 0
     assert tf.train.latest_checkpoint(str(tmp_path / "run")).endswith("ckpt-5")
+    assert "note: data:" not in capsys.readouterr().err
+    cropped = dataclasses.replace(cfg, preprocess="resize_and_crop", image_size=40, load_size=44, max_steps=1,
+                                  checkpoint_dir=str(tmp_path / "cropped"))
+    assert train(cropped) == 0
+    notes = [line for line in capsys.readouterr().err.splitlines() if line.startswith("note: data:")]
+    assert notes[:2] == [f"note: data: 2 of the 3 images of X ({cfg.X}) are smaller than the 40 px crop: upscaled, "
+                         "blurry", f"note: data: 1 of the 2 images of Y ({cfg.Y}) are smaller than the 40 px crop: "
+                         "upscaled, blurry"] and len(notes) == 3
 
 
 def test_decay_steps_load_images_at_the_crop_size_where_a_model_asks(records: dict, tmp_path: Path) -> None:
