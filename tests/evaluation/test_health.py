@@ -99,9 +99,9 @@ def test_a_run_whose_generators_hardly_learn_fires_d_dominance(tmp_path: Path) -
     data = texture_records(tmp_path, 6)
     run = tmp_path / "run"
     cfg = TrainConfig(X=data["X"], Y=data["Y"], checkpoint_dir=str(run), image_size=32, load_size=36,
-                      netG="resnet_6blocks", ngf=4, ndf=8, pool_size=0, log_every=10, summary_every=1000,
-                      save_every=1000, max_steps=300, learning_rate=2e-7, D_learning_rate=2e-3)
+                      netG="resnet_6blocks", ngf=4, ndf=8, pool_size=0, log_every=5, summary_every=1000,
+                      save_every=1000, max_steps=150, learning_rate=2e-7, D_learning_rate=2e-3)
     assert train(cfg) == 0
     rows = [json.loads(line) for line in (run / "health.jsonl").read_text().splitlines()]
     fired = [r["step"] for r in rows if r["monitor"] == "d_dominance" and r["fired"]]
-    assert fired and fired[0] >= 50, rows  # not before its window of 5 logs is full
+    assert fired and fired[0] >= 25, rows  # not before its window of 5 logs is full
