@@ -173,7 +173,7 @@ def _diverging(run: Path) -> dict:
     for step in sorted(history):
         v = history[step]["scores"].get(metric)
         series.append(float("nan") if v is None else v)
-        values.append(health.diverging(series, metric.rpartition("_")[0] in during_training.LOWER_IS_BETTER))
+        values.append(health.diverging(series, during_training.lower_is_better(metric)))
         monitor = health.MONITORS["diverging"]
         fired = not monitor.clears(values[-1]) if fired else monitor.fires(values[-1])
         at += [step] if fired else []

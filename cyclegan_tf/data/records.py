@@ -249,12 +249,8 @@ def check_schema(files: list[str], paired: bool = False) -> None:
 
 
 def count_records(files: list[str]) -> int:
-    """Number of records in `files`, read once (the epoch length is derived from it)."""
-    ds = tf.data.TFRecordDataset(files, num_parallel_reads=min(len(files), 8))
-    try:
-        return int(ds.reduce(tf.constant(0, tf.int64), tf.autograph.experimental.do_not_convert(lambda n, _: n + 1)))
-    except tf.errors.OpError as e:
-        raise UserError(f"{files[0]}: corrupt TFRecord data ({one_line(e.message)})") from None
+    """Number of records in `files`, read once."""
+    return survey(files).count
 
 
 @dataclass(frozen=True)

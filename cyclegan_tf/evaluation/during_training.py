@@ -158,7 +158,12 @@ def better(metric: str, new: float, old: float | None) -> bool:
         return False
     if old is None or math.isnan(old):
         return True
-    return new < old if metric.rpartition("_")[0] in LOWER_IS_BETTER else new > old
+    return new < old if lower_is_better(metric) else new > old
+
+
+def lower_is_better(metric: str) -> bool:
+    """Whether a smaller `metric` (e.g. fid_XtoY) is better."""
+    return metric.rpartition("_")[0] in LOWER_IS_BETTER
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -527,10 +532,9 @@ class Evaluator:
         kept = self._keep_best(step, scores)
         if self.health is not None and self.metric:
             series = [self.history[s]["scores"].get(self.metric) for s in sorted(self.history)]
-            lower = self.metric.rpartition("_")[0] in LOWER_IS_BETTER
             with writer.as_default(step=step):
                 self.health.score(step, self.without_gain(), run_health.diverging(
-                    [math.nan if v is None else v for v in series], lower))
+                    [math.nan if v is None else v for v in series], lower_is_better(self.metric)))
         text = ", ".join(f"{k} {v:.4g}" for k, v in scores.items())
         self.log(f"eval at step {step} ({seconds:.1f} s): {text}{kept}")
         return scores

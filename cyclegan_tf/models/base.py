@@ -52,8 +52,6 @@ class Model(tf.Module):
     # becomes a run of this model: it must export them as its one generator G.
     official_generators: ClassVar[tuple[str, ...]] = ()
     loss_names: ClassVar[tuple[str, ...]] = ()
-    # The losses of each discriminator, summed, for the health monitor of a D that wins (evaluation/health.py);
-    # empty: every loss named D… is one discriminator's.
     discriminator_losses: ClassVar[tuple[tuple[str, ...], ...]] = ()
     resize_when_decaying: ClassVar[bool] = False
     demo_flags: ClassVar[tuple[str, ...]] = ()
